@@ -1,0 +1,129 @@
+"""``harness run``: train and/or evaluate the chosen combinations."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from click.core import ParameterSource
+
+from harness.cli._params import ComponentName
+from harness.config import COMPONENT_FLAGS
+
+_TRAIN_FLAGS = {
+    "epochs": "epochs",
+    "max_steps": "max_steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "time_budget": "time_budget",
+    "device": "device",
+    "workers": "workers",
+    "init": "init",
+}
+
+
+def _component_options(f):
+    for flag, (_field, kind) in reversed(list(COMPONENT_FLAGS.items())):
+        f = click.option(
+            f"--{flag}",
+            f"{flag}s" if flag != "liveness" else "liveness",
+            multiple=True,
+            type=ComponentName(kind),
+            metavar="NAME",
+            help=f"A {kind} to run (repeat for a grid; `harness list {kind}`).",
+        )(f)
+    return f
+
+
+@click.command("run")
+@_component_options
+@click.option("--train", "train", multiple=True, metavar="NAME[=PATH]",
+              help="Training data (repeatable), e.g. synthetic or att=../shared/data/att_faces.")
+@click.option("--eval", "eval_", multiple=True, metavar="NAME[=PATH]",
+              help="Evaluation data (repeatable), e.g. lfw=../shared/data/lfw_home.")
+@click.option("-o", "--option", "options", multiple=True, metavar="COMPONENT.KEY=VALUE",
+              help="A component option, e.g. -o lresnet50.dropout=0.1 (repeatable).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="YAML",
+              help="Read settings from a YAML file; flags given here win.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports", default="reports", show_default=True, metavar="DIR",
+              help="Where runs and the HTML report are written.")
+@click.option("--force", is_flag=True, help="Rerun even if an identical finished run exists.")
+@click.option("--no-resume", "no_resume", is_flag=True, help="Start training afresh instead of resuming.")
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="Stop training after this many steps.")
+@click.option("--time-budget", type=float, default=None, metavar="SECONDS",
+              help="Stop training when this much time has passed.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--init", default=None, metavar="CHECKPOINT", help="Fine-tune from these weights.")
+@click.option("--dry-run", is_flag=True, help="Print the expanded grid of runs and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the grid as JSON.")
+@click.pass_context
+def command(ctx: click.Context, **kw) -> None:
+    """Train and evaluate chosen combinations; every run is written to
+    REPORTS/runs/<run-id>/ and rendered into REPORTS/index.html.
+
+    With no component flags it trains the default combination
+    (mobilefacenet + arcface on the synthetic dataset) and evaluates it.
+
+    \b
+    Examples:
+      harness run
+      harness run --backbone lresnet50 --loss arcface --train att=../shared/data/att_faces
+      harness run --backbone resnet20 --loss softmax --loss arcface --dry-run
+      harness run --recognizer dlib_resnet --detector mtcnn --eval lfw=../shared/data/lfw_home
+    """
+    from harness.config import RunConfig, load_yaml, parse_option_flags
+    from harness.registry import get_registry
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    base = load_yaml(kw["config_path"]) if kw["config_path"] else RunConfig()
+    overrides: dict = {}
+    for flag, (field_name, _kind) in COMPONENT_FLAGS.items():
+        param = f"{flag}s" if flag != "liveness" else "liveness"
+        if kw[param]:
+            overrides[field_name] = tuple(kw[param])
+    if kw["train"]:
+        overrides["train"] = tuple(kw["train"])
+    if kw["eval_"]:
+        overrides["eval"] = tuple(kw["eval_"])
+    if kw["options"]:
+        overrides["options"] = parse_option_flags(kw["options"])
+    for name in ("seed", "reports", "force"):
+        if given(name):
+            overrides[name] = kw[name]
+    if given("no_resume"):
+        overrides["resume"] = not kw["no_resume"]
+    training = {field: kw[param] for param, field in _TRAIN_FLAGS.items() if given(param)}
+    if training:
+        overrides["training"] = training
+    cfg = base.merged(overrides)
+
+    registry = get_registry()
+    runs = cfg.expand(registry)
+
+    if kw["dry_run"]:
+        if kw["as_json"]:
+            click.echo(json.dumps(
+                [{"slug": r.slug(), "config_hash": r.config_hash(), **r.to_dict()} for r in runs], indent=2))
+        else:
+            click.echo(f"{len(runs)} run(s):")
+            for r in runs:
+                comps = " ".join(f"{k}={v}" for k, v in r.components.items())
+                data = ""
+                if r.train:
+                    data += f" train={','.join(map(str, r.train))}"
+                data += f" eval={','.join(map(str, r.eval))}"
+                click.echo(f"  [{r.task}] {comps}{data}  ({r.config_hash()})")
+        return
+
+    from harness.runner.local import run_grid
+
+    run_grid(runs, cfg, registry=registry)

@@ -1,0 +1,404 @@
+"""One typed run configuration, whatever its source.
+
+``harness run`` flags and a ``--config run.yaml`` file merge into one
+:class:`RunConfig` (flags win); the Python API takes the same object.
+:meth:`RunConfig.expand` turns it into the grid of :class:`RunSpec` — one per
+combination of components — that the runner executes.
+
+YAML keys are the CLI flag names::
+
+    backbone: [resnet20, mobilefacenet]   # a string or a list
+    loss: arcface
+    train: synthetic                      # NAME or NAME=PATH, or a list
+    eval: [lfw=../shared/data/lfw_home]
+    options: {arcface: {margin: 0.5}}      # same as -o arcface.margin=0.5
+    seed: 0
+    reports: reports
+    training: {epochs: 2, batch_size: 64, lr: 0.1}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.registry import Registry
+
+__all__ = [
+    "COMPONENT_FLAGS",
+    "DEFAULT_BACKBONE",
+    "DEFAULT_LOSS",
+    "DEFAULT_DATASET",
+    "DataRef",
+    "RunConfig",
+    "RunSpec",
+    "TrainSettings",
+    "load_yaml",
+    "parse_option_flags",
+]
+
+#: The run's default combination (issue: the embedded default).
+DEFAULT_BACKBONE = "mobilefacenet"
+DEFAULT_LOSS = "arcface"
+DEFAULT_DATASET = "synthetic"
+
+#: CLI flag / YAML key -> (RunConfig field, component kind).
+COMPONENT_FLAGS: Mapping[str, tuple[str, str]] = {
+    "backbone": ("backbones", "backbone"),
+    "loss": ("losses", "loss"),
+    "recognizer": ("recognizers", "recognizer"),
+    "detector": ("detectors", "detector"),
+    "liveness": ("liveness", "liveness"),
+    "inpainter": ("inpainters", "inpainter"),
+}
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """A dataset given as ``NAME`` or ``NAME=PATH`` (``--train``/``--eval``)."""
+
+    name: str
+    path: str | None = None
+
+    @classmethod
+    def parse(cls, text: "str | DataRef | Mapping[str, Any]") -> "DataRef":
+        if isinstance(text, DataRef):
+            return text
+        if isinstance(text, Mapping):
+            if len(text) != 1:
+                raise ConfigError(f"a dataset entry must be NAME or NAME=PATH, got {dict(text)!r}")
+            ((name, path),) = text.items()
+            return cls(str(name), None if path is None else str(path))
+        text = str(text).strip()
+        name, sep, path = text.partition("=")
+        if not name or (sep and not path):
+            raise ConfigError(
+                f"dataset {text!r} is not NAME or NAME=PATH (e.g. 'lfw=../shared/data/lfw_home')"
+            )
+        return cls(name.strip().lower(), path.strip() if sep else None)
+
+    def __str__(self) -> str:
+        return self.name if self.path is None else f"{self.name}={self.path}"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training knobs shared by every trained combination of a run."""
+
+    epochs: int = 1
+    max_steps: int | None = None
+    time_budget: float | None = None  # seconds
+    batch_size: int = 64
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    weight_decay: float = 5e-4
+    grad_clip: float | None = 5.0
+    checkpoint_every: int = 200
+    device: str = "auto"
+    workers: int = 0
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.optimizer in ("sgd", "adamw"), "optimizer must be 'sgd' or 'adamw'"),
+            (self.scheduler in ("cosine", "step", "constant"), "scheduler must be cosine, step or constant"),
+            (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+            (self.workers >= 0, "workers must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"training: {msg}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One combination to run: the unit the runner, results store and report see."""
+
+    task: str
+    components: Mapping[str, str]  # kind -> name
+    train: tuple[DataRef, ...]
+    eval: tuple[DataRef, ...]
+    options: Mapping[str, Mapping[str, Any]]
+    training: TrainSettings
+    seed: int
+
+    def slug(self) -> str:
+        """Readable name of the combination, e.g. ``resnet20-arcface``."""
+        order = ["detector", "backbone", "loss", "recognizer", "liveness", "inpainter"]
+        parts = [self.components[k] for k in order if k in self.components]
+        return re.sub(r"[^a-z0-9_.-]+", "-", "-".join(parts).lower()) or self.task
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "components": dict(self.components),
+            "train": [str(d) for d in self.train],
+            "eval": [str(d) for d in self.eval],
+            "options": {k: dict(v) for k, v in sorted(self.options.items())},
+            "training": dataclasses.asdict(self.training) if self.train else None,
+            "seed": self.seed,
+        }
+
+    def config_hash(self) -> str:
+        """Short hash of everything that changes the result: an identical
+        config finds its finished run instead of running again."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``harness run`` needs, from flags, YAML or Python."""
+
+    backbones: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ()
+    recognizers: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+    liveness: tuple[str, ...] = ()
+    inpainters: tuple[str, ...] = ()
+    train: tuple[DataRef, ...] = ()
+    eval: tuple[DataRef, ...] = ()
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    training: TrainSettings = field(default_factory=TrainSettings)
+    seed: int = 0
+    reports: str = "reports"
+    force: bool = False
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        for fld, _kind in COMPONENT_FLAGS.values():
+            object.__setattr__(self, fld, _dedupe(_as_tuple(getattr(self, fld))))
+        object.__setattr__(self, "train", tuple(DataRef.parse(d) for d in _as_list(self.train)))
+        object.__setattr__(self, "eval", tuple(DataRef.parse(d) for d in _as_list(self.eval)))
+        opts = {str(k): dict(v) for k, v in dict(self.options or {}).items()}
+        object.__setattr__(self, "options", opts)
+        if isinstance(self.training, Mapping):
+            object.__setattr__(self, "training", _train_settings(self.training))
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
+        """Build from a YAML-style mapping (keys are the CLI flag names)."""
+        known = set(COMPONENT_FLAGS) | {"train", "eval", "options", "training", "seed", "reports", "force", "resume"}
+        kwargs: dict[str, Any] = {}
+        for key, value in dict(data or {}).items():
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" — did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"{source}: unknown key {key!r}{hint} Valid keys: {', '.join(sorted(known))}."
+                )
+            if key in COMPONENT_FLAGS:
+                kwargs[COMPONENT_FLAGS[key][0]] = _as_tuple(value)
+            elif key == "options":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: 'options' must map component -> {{key: value}}")
+                kwargs["options"] = {k: dict(v or {}) for k, v in value.items()}
+            elif key == "training":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: 'training' must be a mapping of training settings")
+                kwargs["training"] = _train_settings(value, source=source)
+            elif key == "seed":
+                kwargs["seed"] = int(value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def merged(self, overrides: Mapping[str, Any]) -> "RunConfig":
+        """A copy with ``overrides`` (only what the user gave) taking precedence.
+
+        ``options`` merge per component and key; ``training`` per setting.
+        """
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key == "options":
+                merged = {k: dict(v) for k, v in self.options.items()}
+                for comp, kv in value.items():
+                    merged.setdefault(comp, {}).update(kv)
+                changes["options"] = merged
+            elif key == "training":
+                changes["training"] = dataclasses.replace(self.training, **dict(value))
+            else:
+                changes[key] = value
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------ the grid
+    def expand(self, registry: "Registry | None" = None) -> list[RunSpec]:
+        """The grid of runs this config asks for, in a stable order.
+
+        * backbone x loss (x detector) -> recognition runs that train;
+        * recognizer (x detector) -> recognition runs with a pretrained model;
+        * inpainter x recognizer (x detector) -> inpainting runs;
+        * liveness (x detector) -> liveness runs;
+        * detector alone -> detection runs;
+        * nothing -> the default: ``mobilefacenet`` x ``arcface`` on ``synthetic``.
+
+        With ``registry``, every name is checked (with "did you mean"),
+        ``-o`` options are validated, and a backbone and loss of different
+        frameworks are refused.
+        """
+        cfg = self
+        if not any(getattr(cfg, f) for f, _ in COMPONENT_FLAGS.values()):
+            cfg = dataclasses.replace(cfg, backbones=(DEFAULT_BACKBONE,), losses=(DEFAULT_LOSS,))
+        backbones = cfg.backbones or ((DEFAULT_BACKBONE,) if cfg.losses else ())
+        losses = cfg.losses or ((DEFAULT_LOSS,) if backbones else ())
+        dets: tuple[str | None, ...] = cfg.detectors or (None,)
+        combos: list[tuple[str, dict[str, str]]] = []
+
+        def with_det(task: str, comps: dict[str, str], det: str | None) -> None:
+            if det is not None:
+                comps = {**comps, "detector": det}
+            combos.append((task, comps))
+
+        for b, l, d in itertools.product(backbones, losses, dets):
+            with_det("recognition", {"backbone": b, "loss": l}, d)
+        if cfg.inpainters:
+            for i, r, d in itertools.product(cfg.inpainters, cfg.recognizers or (None,), dets):
+                comps = {"inpainter": i} | ({"recognizer": r} if r else {})
+                with_det("inpainting", comps, d)
+        else:
+            for r, d in itertools.product(cfg.recognizers, dets):
+                with_det("recognition", {"recognizer": r}, d)
+        for lv, d in itertools.product(cfg.liveness, dets):
+            with_det("liveness", {"liveness": lv}, d)
+        if cfg.detectors and not (backbones or cfg.recognizers or cfg.liveness or cfg.inpainters):
+            for d in cfg.detectors:
+                combos.append(("detection", {"detector": d}))
+
+        if registry is not None:
+            cfg._validate(registry, combos)
+        selected = {n for _, comps in combos for n in comps.values()}
+        stray = sorted(set(cfg.options) - selected)
+        if stray:
+            raise ConfigError(
+                f"-o {stray[0]}.… names a component that is not part of this run; "
+                f"selected components: {', '.join(sorted(selected))}"
+            )
+
+        runs = []
+        for task, comps in combos:
+            # A pretrained recognizer and a detection benchmark train nothing.
+            trains = not (task == "detection" or (task == "recognition" and "recognizer" in comps))
+            train = cfg.train
+            evals = cfg.eval
+            if task == "recognition" and "backbone" in comps:
+                train = train or (DataRef(DEFAULT_DATASET),)
+                evals = evals or (DataRef(DEFAULT_DATASET),)
+            elif not evals:
+                raise ConfigError(
+                    f"a {task} run ({', '.join(comps.values())}) needs data to evaluate on: "
+                    f"add --eval NAME=PATH (see `harness list dataset`)"
+                )
+            runs.append(
+                RunSpec(
+                    task=task,
+                    components=comps,
+                    train=train if trains else (),
+                    eval=evals,
+                    options={n: dict(cfg.options[n]) for n in comps.values() if n in cfg.options},
+                    training=cfg.training,
+                    seed=cfg.seed,
+                )
+            )
+        return runs
+
+    def _validate(self, registry: "Registry", combos: list[tuple[str, dict[str, str]]]) -> None:
+        for task, comps in combos:
+            specs = {kind: registry.get(kind, name) for kind, name in comps.items()}
+            for kind, spec in specs.items():
+                if spec.name in self.options:
+                    spec.make_options(self.options[spec.name])
+            b, l = specs.get("backbone"), specs.get("loss")
+            if b is not None and l is not None and l.framework not in ("none", b.framework):
+                raise ConfigError(
+                    f"backbone {b.name!r} is a {b.framework} model but loss {l.name!r} is "
+                    f"{l.framework}: pick a loss of the same framework "
+                    f"(`harness list loss` shows each one's framework)"
+                )
+        for ref in (*self.train, *self.eval):
+            registry.get("dataset", ref.name)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, DataRef)):
+        return [value]
+    if isinstance(value, Mapping):
+        return [{k: v} for k, v in value.items()]
+    return list(value)
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _train_settings(data: Mapping[str, Any], *, source: str = "config") -> TrainSettings:
+    fields = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=1)
+            hint = f" — did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown training setting {key!r}{hint}")
+        kwargs[key] = value
+    try:
+        return TrainSettings(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def parse_option_flags(flags: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Parse repeated ``-o component.key=value`` flags into a nested mapping."""
+    out: dict[str, dict[str, str]] = {}
+    for flag in flags:
+        target, sep, value = flag.partition("=")
+        comp, dot, key = target.partition(".")
+        if not (sep and dot and comp and key):
+            raise ConfigError(
+                f"-o {flag!r} is not COMPONENT.KEY=VALUE (e.g. -o lresnet50.dropout=0.1)"
+            )
+        out.setdefault(comp.strip(), {})[key.strip()] = value.strip()
+    return out
+
+
+def load_yaml(path: str | Path) -> RunConfig:
+    """Read a ``--config`` YAML file into a :class:`RunConfig`."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    return RunConfig.from_mapping(data, source=str(p))
