@@ -21,10 +21,16 @@ __all__ = ["BUILTIN_COMMANDS", "cli", "main"]
 
 #: command name -> "module:attr" of the click command (one module per command).
 BUILTIN_COMMANDS: dict[str, str] = {
+    "check-model": "harness.cli.check_model:command",
+    "data": "harness.cli.data:command",
     "doctor": "harness.cli.doctor:command",
     "list": "harness.cli.list_cmd:command",
     "plugins": "harness.cli.plugins_cmd:command",
+    "report": "harness.cli.report:command",
     "run": "harness.cli.run:command",
+    "runs": "harness.cli.runs:command",
+    "score": "harness.cli.score:command",
+    "train-detector": "harness.cli.train_detector:command",
 }
 
 _DEBUG = {"on": False}

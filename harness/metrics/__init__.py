@@ -1,0 +1,11 @@
+"""Metrics, pure numpy/scipy: verification, LFW protocol, identification,
+liveness (ISO/IEC 30107-3), detection (WIDER FACE, FDDB) and image quality.
+
+Conventions used throughout: scores are similarities (higher = more likely
+genuine / bona fide), a pair is accepted when ``score >= threshold``, and
+labels are 1 for genuine and 0 for impostor.
+"""
+
+from harness.metrics._record import Metric
+
+__all__ = ["Metric"]
