@@ -299,7 +299,7 @@ class RunConfig:
                 f"selected components: {', '.join(sorted(selected))}"
             )
 
-        runs = []
+        runs: list[RunSpec] = []
         for task, comps in combos:
             # A pretrained recognizer and a detection benchmark train nothing.
             trains = not (task == "detection" or (task == "recognition" and "recognizer" in comps))
@@ -324,6 +324,9 @@ class RunConfig:
                     seed=cfg.seed,
                 )
             )
+        if registry is not None:
+            for ref in {ref for r in runs for ref in (*r.train, *r.eval)}:
+                registry.get("dataset", ref.name)
         return runs
 
     def _validate(self, registry: "Registry", combos: list[tuple[str, dict[str, str]]]) -> None:
@@ -339,8 +342,6 @@ class RunConfig:
                     f"{l.framework}: pick a loss of the same framework "
                     f"(`harness list loss` shows each one's framework)"
                 )
-        for ref in (*self.train, *self.eval):
-            registry.get("dataset", ref.name)
 
 
 def _as_list(value: Any) -> list[Any]:
