@@ -11,6 +11,7 @@ YAML keys are the CLI flag names::
     loss: arcface
     train: synthetic                      # NAME or NAME=PATH, or a list
     eval: [lfw=../shared/data/lfw_home]
+    eval_folds: [0]                       # evaluate on these folds only (0-based)
     options: {arcface: {margin: 0.5}}      # same as -o arcface.margin=0.5
     seed: 0
     reports: reports
@@ -137,6 +138,7 @@ class RunSpec:
     options: Mapping[str, Mapping[str, Any]]
     training: TrainSettings
     seed: int
+    eval_folds: tuple[int, ...] = ()
 
     def slug(self) -> str:
         """Readable name of the combination, e.g. ``resnet20-arcface``."""
@@ -153,6 +155,7 @@ class RunSpec:
             "options": {k: dict(v) for k, v in sorted(self.options.items())},
             "training": dataclasses.asdict(self.training) if self.train else None,
             "seed": self.seed,
+            **({"eval_folds": list(self.eval_folds)} if self.eval_folds else {}),
         }
 
     def config_hash(self) -> str:
@@ -185,6 +188,7 @@ class RunConfig:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     training: TrainSettings = field(default_factory=TrainSettings)
     seed: int = 0
+    eval_folds: tuple[int, ...] = ()
     reports: str = "reports"
     force: bool = False
     resume: bool = True
@@ -196,6 +200,7 @@ class RunConfig:
         object.__setattr__(self, "eval", tuple(DataRef.parse(d) for d in _as_list(self.eval)))
         opts = {str(k): dict(v) for k, v in dict(self.options or {}).items()}
         object.__setattr__(self, "options", opts)
+        object.__setattr__(self, "eval_folds", tuple(int(f) for f in _as_list(self.eval_folds)))
         if isinstance(self.training, Mapping):
             object.__setattr__(self, "training", _train_settings(self.training))
 
@@ -203,7 +208,8 @@ class RunConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
         """Build from a YAML-style mapping (keys are the CLI flag names)."""
-        known = set(COMPONENT_FLAGS) | {"train", "eval", "options", "training", "seed", "reports", "force", "resume"}
+        known = set(COMPONENT_FLAGS) | {"train", "eval", "eval_folds", "options", "training", "seed", "reports",
+                                        "force", "resume"}
         kwargs: dict[str, Any] = {}
         for key, value in dict(data or {}).items():
             if key not in known:
@@ -274,8 +280,13 @@ class RunConfig:
                 comps = {**comps, "detector": det}
             combos.append((task, comps))
 
-        for b, l, d in itertools.product(backbones, losses, dets):
-            with_det("recognition", {"backbone": b, "loss": l}, d)
+        for b, d in itertools.product(backbones, dets):
+            if cfg.options.get(b, {}).get("weights") and not cfg.train:
+                # pretrained weights and nothing to train on: evaluate as is
+                with_det("recognition", {"backbone": b}, d)
+                continue
+            for l in losses:
+                with_det("recognition", {"backbone": b, "loss": l}, d)
         if cfg.inpainters:
             for i, r, d in itertools.product(cfg.inpainters, cfg.recognizers or (None,), dets):
                 comps = {"inpainter": i} | ({"recognizer": r} if r else {})
@@ -291,21 +302,14 @@ class RunConfig:
 
         if registry is not None:
             cfg._validate(registry, combos)
-        selected = {n for _, comps in combos for n in comps.values()}
-        stray = sorted(set(cfg.options) - selected)
-        if stray:
-            raise ConfigError(
-                f"-o {stray[0]}.… names a component that is not part of this run; "
-                f"selected components: {', '.join(sorted(selected))}"
-            )
 
         runs: list[RunSpec] = []
         for task, comps in combos:
-            # A pretrained recognizer and a detection benchmark train nothing.
-            trains = not (task == "detection" or (task == "recognition" and "recognizer" in comps))
+            # A pretrained recognizer or backbone and a detection benchmark train nothing.
+            trains = not (task == "detection" or (task == "recognition" and "loss" not in comps))
             train = cfg.train
             evals = cfg.eval
-            if task == "recognition" and "backbone" in comps:
+            if task == "recognition" and "loss" in comps:
                 train = train or (DataRef(DEFAULT_DATASET),)
                 evals = evals or (DataRef(DEFAULT_DATASET),)
             elif not evals:
@@ -313,20 +317,36 @@ class RunConfig:
                     f"a {task} run ({', '.join(comps.values())}) needs data to evaluate on: "
                     f"add --eval NAME=PATH (see `harness list dataset`)"
                 )
+            train = train if trains else ()
             runs.append(
                 RunSpec(
                     task=task,
                     components=comps,
-                    train=train if trains else (),
+                    train=train,
                     eval=evals,
-                    options={n: dict(cfg.options[n]) for n in comps.values() if n in cfg.options},
+                    options={
+                        n: dict(cfg.options[n])
+                        for n in (*comps.values(), *(d.name for d in (*train, *evals)))
+                        if n in cfg.options
+                    },
                     training=cfg.training,
                     seed=cfg.seed,
+                    eval_folds=cfg.eval_folds,
                 )
             )
+        datasets = sorted({ref.name for r in runs for ref in (*r.train, *r.eval)})
         if registry is not None:
-            for ref in {ref for r in runs for ref in (*r.train, *r.eval)}:
-                registry.get("dataset", ref.name)
+            for name in datasets:
+                spec = registry.get("dataset", name)
+                if name in cfg.options:
+                    spec.make_options(cfg.options[name])
+        selected = {n for _, comps in combos for n in comps.values()} | set(datasets)
+        stray = sorted(set(cfg.options) - selected)
+        if stray:
+            raise ConfigError(
+                f"-o {stray[0]}.… names a component that is not part of this run; "
+                f"selected components and datasets: {', '.join(sorted(selected))}"
+            )
         return runs
 
     def _validate(self, registry: "Registry", combos: list[tuple[str, dict[str, str]]]) -> None:

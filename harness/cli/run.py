@@ -46,6 +46,8 @@ def _component_options(f):
               help="A component option, e.g. -o lresnet50.dropout=0.1 (repeatable).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="YAML",
               help="Read settings from a YAML file; flags given here win.")
+@click.option("--eval-folds", "eval_folds", multiple=True, type=int, metavar="K",
+              help="Evaluate on these folds only (0-based, repeatable), e.g. one LFW fold: --eval-folds 0.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--reports", default="reports", show_default=True, metavar="DIR",
               help="Where runs and the HTML report are written.")
@@ -94,6 +96,8 @@ def command(ctx: click.Context, **kw) -> None:
         overrides["train"] = tuple(kw["train"])
     if kw["eval_"]:
         overrides["eval"] = tuple(kw["eval_"])
+    if kw["eval_folds"]:
+        overrides["eval_folds"] = tuple(kw["eval_folds"])
     if kw["options"]:
         overrides["options"] = parse_option_flags(kw["options"])
     for name in ("seed", "reports", "force"):

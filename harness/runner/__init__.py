@@ -1,0 +1,1 @@
+"""Runners: execute a grid of runs locally (torchrun and Docker come on top)."""

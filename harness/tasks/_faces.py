@@ -1,0 +1,181 @@
+"""Detection → face choice → alignment, stated once for every task.
+
+Given an :class:`~harness.types.ImageSet`, :func:`locate_faces` runs a
+detector on each raw photo, keeps one face per image (nearest the centre by
+default: LFW centres its subject) and caches boxes and landmarks per
+(images, detector, options) so a detector × recognizer grid detects once.
+:func:`make_crops` turns those into aligned crops for a template, with a
+flagged centre-crop fallback when no face was found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from harness.align import choose_face, fallback_crop
+from harness.align import align as align_face
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.registry import Registry
+    from harness.types import ImageSet
+
+__all__ = ["FaceLocations", "fingerprint", "locate_faces", "make_crops", "resize_crop", "progress_iter"]
+
+
+def progress_iter(items: Sequence[Any] | range, desc: str, enabled: bool = True, unit: str = "img"):
+    """A tqdm bar (rate and ETA) over ``items``, or the items themselves."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+
+
+def fingerprint(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class FaceLocations:
+    """One chosen face per image.
+
+    :param boxes: (N, 4) float32; NaN rows where no face was found.
+    :param landmarks: (N, 5, 2) float32; NaN where not found or not predicted.
+    :param found: (N,) bool.
+    :param faces_per_image: (N,) int, how many faces the detector returned.
+    """
+
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    found: np.ndarray
+    faces_per_image: np.ndarray
+
+    @property
+    def fallbacks(self) -> int:
+        return int((~self.found).sum())
+
+
+def locate_faces(
+    images: "ImageSet",
+    indices: np.ndarray,
+    *,
+    registry: "Registry",
+    detector: str,
+    detector_options: dict[str, Any] | None = None,
+    policy: str = "center",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> FaceLocations:
+    """Detect and choose one face in each of ``images[indices]`` (cached)."""
+    detector_options = dict(detector_options or {})
+    keys = [images.keys[i] for i in indices]
+    key = fingerprint("faces", detector, detector_options, policy, keys)
+    cache = Path(cache_dir) / f"faces-{detector}-{key}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return FaceLocations(z["boxes"], z["landmarks"], z["found"], z["faces_per_image"])
+    det = registry.build("detector", detector, detector_options)
+    n = len(indices)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    lms = np.full((n, 5, 2), np.nan, np.float32)
+    found = np.zeros(n, bool)
+    counts = np.zeros(n, np.int64)
+    for j in progress_iter(range(n), f"detect ({detector})", progress):
+        img = images.load(int(indices[j]))
+        d = det.detect(img)
+        counts[j] = len(d)
+        k = choose_face(d, img.shape, policy=policy)
+        if k is None:
+            continue
+        found[j] = True
+        boxes[j] = d.boxes[k]
+        if d.landmarks is not None:
+            lms[j] = d.landmarks[k]
+    out = FaceLocations(boxes, lms, found, counts)
+    if cache is not None:
+        from harness.results import atomic_write_bytes
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, boxes=boxes, landmarks=lms, found=found, faces_per_image=counts)
+        atomic_write_bytes(cache, buf.getvalue())
+    return out
+
+
+def resize_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (H, W) when needed (already-aligned data of another size)."""
+    if img.shape[:2] == tuple(size):
+        return img
+    import cv2
+
+    h, w = size
+    interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(img, (w, h), interpolation=interp)
+
+
+def _box_crop(img: np.ndarray, box: np.ndarray, size: tuple[int, int], scale: float = 1.3) -> np.ndarray:
+    """A square crop around a box (detectors without landmarks), resized."""
+    import cv2
+
+    x1, y1, x2, y2 = [float(v) for v in box]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * scale
+    h, w = size
+    sx, sy = w / side, h / side
+    m = np.array([[sx, 0, w / 2 - cx * sx], [0, sy, h / 2 - cy * sy]], np.float64)
+    return cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def make_crops(
+    images: "ImageSet",
+    indices: np.ndarray,
+    *,
+    template: str,
+    size: tuple[int, int],
+    faces: FaceLocations | None,
+    progress: bool = True,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Aligned crops of ``images[indices]`` at ``size`` and a (N,) fallback flag.
+
+    * ``faces is None``: the images are already aligned crops; they are only
+      resized.
+    * landmarks known: five-point similarity alignment to ``template``.
+    * box only (e.g. Haar): a square crop around the box.
+    * no face: a centre crop, flagged.
+    """
+    crops: list[np.ndarray] = []
+    fallback = np.zeros(len(indices), bool)
+    for j in progress_iter(range(len(indices)), "align", progress):
+        img = images.load(int(indices[j]))
+        if faces is None:
+            crops.append(resize_crop(img, size))
+            continue
+        if faces.found[j] and np.all(np.isfinite(faces.landmarks[j])):
+            crop = align_face(img, faces.landmarks[j], template)
+        elif faces.found[j]:
+            crop = _box_crop(img, faces.boxes[j], size)
+        else:
+            crop = fallback_crop(img, template)
+            fallback[j] = True
+        crops.append(resize_crop(crop, size))
+    return crops, fallback
+
+
+def embed_in_batches(
+    fn: Callable[[list[np.ndarray]], np.ndarray], crops: Sequence[np.ndarray], batch: int = 64,
+    desc: str = "embed", progress: bool = True,
+) -> np.ndarray:
+    out = []
+    for s in progress_iter(range(0, len(crops), batch), desc, progress, unit="batch"):
+        out.append(np.asarray(fn(list(crops[s:s + batch])), dtype=np.float32))
+    if not out:
+        raise HarnessError("no images to embed")
+    return np.concatenate(out)
