@@ -145,3 +145,16 @@ def register_commands():
 
     :returns: a list of :class:`harness.specs.CommandSpec`.
     """
+
+
+@hookspec
+def register_template_dirs():
+    """Contribute folders of report templates (Jinja2) that override the built-ins.
+
+    Searched after the user's folders (``$FACEBENCH_TEMPLATES``,
+    ``reports/_templates``) and before the built-in templates; a template may
+    ``{% extends "builtin/run.html" %}``.  The variables each template
+    receives are the fields of the dataclasses in :mod:`harness.report.context`.
+
+    :returns: a list of folder paths (``str`` or ``pathlib.Path``).
+    """

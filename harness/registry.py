@@ -25,6 +25,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
@@ -294,6 +295,17 @@ class Registry:
                         )
                 self._commands = sorted(cmds, key=lambda c: c[0].name)
             return self._commands
+
+    def template_dirs(self) -> list[Path]:
+        """Report template folders contributed by plugins (existing folders only)."""
+        out: list[Path] = []
+        for plugin_name, item in self._call("register_template_dirs"):
+            p = Path(item)
+            if p.is_dir():
+                out.append(p)
+            else:
+                self._mark_broken(plugin_name, f"register_template_dirs() gave {item!r}, not a folder")
+        return out
 
     def describe(self, kind: str) -> list[dict[str, Any]]:
         out = []

@@ -112,7 +112,7 @@ def run_grid(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry") -
 
     from harness.report import render_all
 
-    index = render_all(cfg.reports)
+    index = render_all(cfg.reports, extra_template_dirs=registry.template_dirs())
     click.echo(f"report: {Path(index).resolve()}")
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

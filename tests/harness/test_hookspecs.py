@@ -15,7 +15,7 @@ def hooks():
 
 def test_one_contribution_hook_per_kind_plus_commands():
     names = {f.__name__ for f in hooks()}
-    assert names == set(hookspecs.HOOK_FOR_KIND.values()) | {"register_commands"}
+    assert names == set(hookspecs.HOOK_FOR_KIND.values()) | {"register_commands", "register_template_dirs"}
     assert set(hookspecs.HOOK_FOR_KIND) == set(KINDS)
 
 

@@ -170,3 +170,11 @@ def test_disable_list_skips_any_plugin(fake_eps, monkeypatch):
     reg = Registry()
     assert reg.names("backbone") == ["third_net"]
     assert reg.broken == []
+
+
+def test_template_dirs_from_plugins(tmp_path):
+    good = plugin("tpl", register_template_dirs=lambda: [str(tmp_path)])
+    bad = plugin("badtpl", register_template_dirs=lambda: [str(tmp_path / "missing")])
+    reg = Registry(load_entry_points=False, plugins=[good, bad])
+    assert reg.template_dirs() == [tmp_path]
+    assert [b.name for b in reg.broken] == ["badtpl"] and "not a folder" in reg.broken[0].error

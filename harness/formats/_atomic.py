@@ -1,0 +1,103 @@
+"""Write-then-rename, so an interrupted writer never leaves a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+__all__ = ["atomic_dir", "atomic_output", "atomic_paths"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give outputs the usual mode."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    _default_mode(tmp)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs that appear together or not at all.
+
+    Yields one temporary path per target; when the block succeeds each is
+    renamed onto its target, otherwise all temporaries are removed.
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for t in targets:
+            t.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".part", dir=t.parent)
+            os.close(fd)
+            _default_mode(tmp)
+            temps.append(Path(tmp))
+        yield temps
+        for tmp, t in zip(temps, targets):
+            os.replace(tmp, t)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name; it becomes ``path`` only when complete.
+
+    :param overwrite: replace an existing non-empty ``path`` (the old folder is
+        removed only after the new one is in place).
+    :raises FileExistsError: ``path`` exists, is not empty, and not ``overwrite``.
+    """
+    import shutil
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty; choose another output or pass --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    _default_mode(tmp, directory=True)
+    try:
+        yield tmp
+        old = None
+        if target.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old.rmdir()
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

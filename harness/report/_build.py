@@ -1,0 +1,818 @@
+"""Turn ``results.json`` dicts into the page dataclasses of :mod:`harness.report.context`.
+
+Everything here reads plain dicts (the stored results), never a framework or
+a live run: a report can be rebuilt anywhere from the files alone.  Every key
+under ``sections`` and ``curves`` is optional; a section appears when its data
+is there.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from markupsafe import Markup
+
+from harness.report import _format as F
+from harness.report._svg import Series, hist_chart, line_chart
+from harness.report.context import (
+    Cell,
+    Column,
+    ComponentCard,
+    GridPage,
+    ImageStrip,
+    IndexGroup,
+    IndexPage,
+    IndexRow,
+    KeyValue,
+    Link,
+    MetricView,
+    RunPage,
+    Section,
+    Table,
+)
+
+#: metric names shown first (headline cards, grid and index columns), in order.
+HEADLINE_ORDER = (
+    "lfw_accuracy", "accuracy", "tar_at_far_1e-4", "tar_at_far_1e-3", "eer", "auc",
+    "rank1", "tpir_at_fpir_1e-2",
+    "ap_easy", "ap_medium", "ap_hard", "fddb_tpr_at_fp_1000",
+    "acer", "hter", "apcer", "bpcer",
+    "psnr", "ssim",
+)
+#: order of component kinds in a combination's name.
+KIND_ORDER = ("detector", "backbone", "loss", "recognizer", "liveness", "inpainter", "dataset")
+FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+_PROTOCOL_FIELDS = (
+    ("detector", "Detector"),
+    ("alignment", "Alignment template"),
+    ("input_size", "Input size"),
+    ("flip_test", "Flip test"),
+    ("distance", "Distance"),
+    ("threshold_rule", "Threshold rule"),
+    ("folds", "Folds"),
+    ("recognizer", "Recognizer"),
+    ("fallbacks", "Fallbacks"),
+)
+_PROTOCOL_SKIP = {"dataset", "pairs", "synthetic", "synthetic_attacks", "genuine", "impostor"}
+
+
+def now_text() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def safe_href(value: Any) -> str:
+    """``value`` when it is an http(s) URL, else "" (no ``javascript:`` links)."""
+    text = str(value or "").strip()
+    return text if re.fullmatch(r"https?://[^\s\"'<>]+", text) else ""
+
+
+def _safe_relative(value: Any) -> str:
+    """A relative path inside the run folder, or "" (no absolute, no ``..``, no scheme)."""
+    text = str(value or "").strip().replace("\\", "/")
+    if not text or text.startswith("/") or ":" in text or any(p == ".." for p in text.split("/")):
+        return ""
+    return text
+
+
+def safe_name(value: str) -> str:
+    """A file name for a grid page."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-.")
+    if not name or name != value:
+        import hashlib
+
+        name = (name[:40] or "grid") + "-" + hashlib.sha1(value.encode()).hexdigest()[:8]
+    return name
+
+
+# ----------------------------------------------------------------- metrics
+def metric_view(m: Mapping[str, Any]) -> MetricView:
+    name = str(m.get("name", "?"))
+    meta = _dict(m.get("meta"))
+    ci = m.get("ci")
+    ci_text = ""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+        ci_text = f"[{F.fmt_metric(name, ci[0], meta)}, {F.fmt_metric(name, ci[1], meta)}]"
+    spread = F.fmt_spread(name, m.get("std"), meta)
+    return MetricView(
+        name=name,
+        label=F.metric_label(name),
+        value=_num(m.get("value")),
+        text=F.fmt_metric(name, m.get("value"), meta),
+        spread=f"± {spread}" if spread else "",
+        ci=ci_text,
+        direction=str(m.get("direction", "higher")),
+        convention=str(m.get("convention", "") or ""),
+    )
+
+
+def _metrics(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in _list(results.get("metrics")) if isinstance(m, dict) and "name" in m]
+
+
+def headline_names(metrics: Sequence[Mapping[str, Any]], limit: int = 6, *, defined_only: bool = False) -> list[str]:
+    """The metrics worth showing large: flagged ``meta.headline``, then known
+    headline names, then the first others, ``limit`` at most.  With
+    ``defined_only``, metrics without a value (n/a) are left out."""
+    if defined_only:
+        metrics = [m for m in metrics if _num(m.get("value")) is not None]
+    names = [str(m["name"]) for m in metrics]
+    flagged = [str(m["name"]) for m in metrics if _dict(m.get("meta")).get("headline")]
+    known = [n for n in HEADLINE_ORDER if n in names]
+    picked = list(dict.fromkeys(flagged + known))
+    if len(picked) < 4:
+        picked += [n for n in names if n not in picked][: 4 - len(picked)]
+    return picked[:limit]
+
+
+# ----------------------------------------------------------------- pieces
+def combination(results: Mapping[str, Any]) -> dict[str, str]:
+    """kind → component name, from the config (or the component descriptions)."""
+    prov = _dict(results.get("provenance"))
+    comps = _dict(_dict(prov.get("config")).get("components"))
+    if not comps:
+        comps = {k: _dict(v).get("name", "?") for k, v in _dict(prov.get("components")).items()}
+    ordered = {k: str(comps[k]) for k in KIND_ORDER if k in comps}
+    ordered.update((str(k), str(v)) for k, v in comps.items() if k not in ordered)
+    return ordered
+
+
+def combination_text(results: Mapping[str, Any]) -> str:
+    combo = combination(results)
+    return " · ".join(v for k, v in combo.items() if k != "dataset") or str(results.get("task", "run"))
+
+
+def dataset_text(protocol: Mapping[str, Any]) -> str:
+    ds = protocol.get("dataset")
+    text = F.fmt_value(ds) if ds not in (None, "") else "unspecified data"
+    pairs = _num(protocol.get("pairs"))
+    if pairs is not None:
+        text += f" — {F.fmt_count(pairs)} pairs"
+    return text
+
+
+def is_synthetic(results: Mapping[str, Any]) -> bool:
+    return bool(_dict(results.get("protocol")).get("synthetic"))
+
+
+def protocol_box(results: Mapping[str, Any]) -> list[KeyValue]:
+    protocol = _dict(results.get("protocol"))
+    counts = _dict(_dict(results.get("sections")).get("counts"))
+    items = []
+    ds = dataset_text(protocol)
+    gen = _num(counts.get("genuine") if counts else protocol.get("genuine"))
+    imp = _num(counts.get("impostor") if counts else protocol.get("impostor"))
+    if gen is not None and imp is not None:
+        if _num(protocol.get("pairs")) is None:
+            ds += f" — {F.fmt_count(gen + imp)} pairs"
+        ds += f" ({F.fmt_count(gen)} genuine / {F.fmt_count(imp)} impostor)"
+    items.append(KeyValue("Dataset", ds, mono=False))
+    for key, label in _PROTOCOL_FIELDS:
+        if key in protocol:
+            items.append(KeyValue(label, F.fmt_value(protocol[key])))
+    for key, value in protocol.items():
+        if key in _PROTOCOL_SKIP or key in dict(_PROTOCOL_FIELDS):
+            continue
+        items.append(KeyValue(key.replace("_", " ").capitalize(), F.fmt_value(value)))
+    return items
+
+
+def _lfw_table(lfw: Mapping[str, Any]) -> Table | None:
+    folds = [f for f in _list(lfw.get("folds")) if isinstance(f, dict)]
+    if not folds and lfw.get("mean") is None:
+        return None
+    rows = [
+        [
+            Cell(str(f.get("fold", i + 1)), _num(f.get("fold", i + 1))),
+            Cell(F.fmt_percent(f.get("accuracy")), _num(f.get("accuracy"))),
+            Cell(F.fmt_threshold(f.get("threshold")), _num(f.get("threshold"))),
+        ]
+        for i, f in enumerate(folds)
+    ]
+    std = _num(lfw.get("std"))
+    mean_text = F.fmt_percent(lfw.get("mean"))
+    footer = [[
+        Cell("Mean ± std"),
+        Cell(mean_text, _num(lfw.get("mean")), note=f"± {std * 100:.2f}" if std is not None else ""),
+        Cell(""),
+    ]]
+    n = len(folds)
+    return Table(
+        id="lfw-folds",
+        caption=f"LFW protocol: {n}-fold accuracy" if n else "LFW protocol accuracy",
+        columns=[Column("Fold", numeric=True), Column("Accuracy", numeric=True), Column("Threshold", numeric=True)],
+        rows=rows,
+        footer=footer,
+        note=(
+            f"The threshold of each fold is chosen on the other {n - 1} folds and accuracy is "
+            "measured on the held-out fold; mean ± standard deviation over folds."
+            if n > 1 else ""
+        ),
+    )
+
+
+def _far_label(far: float) -> str:
+    exp = math.log10(far) if far > 0 else 0
+    return f"1e{int(round(exp))}" if far > 0 and abs(exp - round(exp)) < 1e-9 else F.fmt_far(far)
+
+
+def _tar_table(rows_in: list[dict[str, Any]], n_impostor: float | None) -> Table | None:
+    rows_in = [r for r in rows_in if isinstance(r, dict) and _num(r.get("far")) is not None]
+    if not rows_in:
+        return None
+    rows_in.sort(key=lambda r: float(r["far"]))
+    rules = sorted({str(r.get("rule")) for r in rows_in if r.get("rule")})
+    rows = []
+    any_na = False
+    for r in rows_in:
+        far = float(r["far"])
+        defined = r.get("defined", True) and _num(r.get("tar")) is not None
+        if n_impostor and far < 1.0 / n_impostor:
+            defined = False
+        any_na |= not defined
+        rows.append([
+            Cell(_far_label(far), far),
+            Cell(F.fmt_percent(r.get("tar")) if defined else F.NA, _num(r.get("tar")) if defined else None,
+                 title="" if defined else "FAR target below 1/N_impostor: not measurable"),
+            Cell(F.fmt_threshold(r.get("threshold")) if defined else F.NA, _num(r.get("threshold")) if defined else None),
+        ])
+    note = f"Rule: {'; '.join(rules)}." if rules else ""
+    if any_na:
+        limit = f" (1/N_impostor = {F.fmt_far(1.0 / n_impostor)})" if n_impostor else ""
+        note += f" n/a: the FAR target is below 1/N_impostor{limit}, so it cannot be measured."
+    return Table(
+        id="tar-at-far",
+        caption="TAR @ FAR",
+        columns=[Column("FAR target", numeric=True), Column("TAR", numeric=True), Column("Threshold", numeric=True)],
+        rows=rows,
+        note=note.strip(),
+    )
+
+
+def _op_table(ops: list[dict[str, Any]]) -> Table | None:
+    ops = [o for o in ops if isinstance(o, dict)]
+    if not ops:
+        return None
+    rows = [
+        [
+            Cell(str(o.get("name", "?"))),
+            Cell(F.fmt_threshold(o.get("threshold")), _num(o.get("threshold"))),
+            Cell(F.fmt_far(o.get("far")), _num(o.get("far"))),
+            Cell(F.fmt_percent(o.get("frr")), _num(o.get("frr"))),
+        ]
+        for o in ops
+    ]
+    return Table(
+        id="operating-points",
+        caption="FAR and FRR at chosen thresholds",
+        columns=[Column("Operating point"), Column("Threshold", numeric=True), Column("FAR", numeric=True),
+                 Column("FRR", numeric=True)],
+        rows=rows,
+        note="A pair is accepted when its score is at or above the threshold.",
+    )
+
+
+def _kv_items(d: Mapping[str, Any], *, percent: Iterable[str] = ()) -> list[KeyValue]:
+    pct = set(percent)
+    out = []
+    for k, v in d.items():
+        if isinstance(v, (dict, list)) and k not in pct:
+            text = F.fmt_value(v)
+        elif k in pct:
+            text = F.fmt_percent(v)
+        elif isinstance(v, float):
+            text = F.fmt_metric(k, v)
+        else:
+            text = F.fmt_value(v)
+        out.append(KeyValue(k.replace("_", " ").capitalize(), text))
+    return out
+
+
+def _curve(d: Any, xkey: str, ykey: str) -> tuple[list[Any], list[Any]] | None:
+    d = _dict(d)
+    xs, ys = _list(d.get(xkey)), _list(d.get(ykey))
+    n = min(len(xs), len(ys))
+    return (xs[:n], ys[:n]) if n else None
+
+
+def _far_floor(xs: Iterable[Any]) -> float:
+    pos = [v for v in (_num(x) for x in xs) if v is not None and v > 0]
+    if not pos:
+        return 1e-6
+    return max(1e-6, 10 ** math.floor(math.log10(min(pos)) + 1e-9))
+
+
+def roc_plot(series: list[Series], caption: str = "") -> Markup:
+    floor = _far_floor(x for s in series for x in s.x)
+    return line_chart(
+        series, kind="roc", title="ROC", x_label="False accept rate (FAR)",
+        y_label="True accept rate (TAR)", x_log=True, x_lim=(floor, 1.0), y_lim=(0.0, 1.0),
+        caption=caption or "TAR against FAR, log FAR axis.",
+    )
+
+
+def _verification_sections(results: Mapping[str, Any]) -> list[Section]:
+    sections = _dict(results.get("sections"))
+    curves = _dict(results.get("curves"))
+    counts = _dict(sections.get("counts"))
+    out: list[Section] = []
+    tables = []
+    t = _lfw_table(_dict(sections.get("lfw")))
+    if t:
+        tables.append(t)
+    n_imp = _num(counts.get("impostor"))
+    t = _tar_table(_list(sections.get("tar_at_far")), n_imp)
+    if t:
+        tables.append(t)
+    t = _op_table(_list(sections.get("operating_points")))
+    if t:
+        tables.append(t)
+    items = []
+    for key, label in (("genuine", "Genuine pairs"), ("impostor", "Impostor pairs")):
+        if _num(counts.get(key)) is not None:
+            items.append(KeyValue(label, F.fmt_count(counts[key])))
+    if tables or items:
+        out.append(Section("verification", "Verification", items=items, tables=tables))
+
+    plots: list[Markup] = []
+    roc = _curve(curves.get("roc"), "far", "tar")
+    if roc:
+        plots.append(roc_plot([Series("", *roc)]))
+    det = _curve(curves.get("det"), "far", "frr")
+    if det:
+        floor = _far_floor(det[0])
+        plots.append(line_chart(
+            [Series("", *det)], kind="det", title="DET", x_label="False accept rate (FAR)",
+            y_label="False reject rate (FRR)", x_log=True, y_log=True,
+            x_lim=(floor, 1.0), y_lim=(_far_floor(det[1]), 1.0),
+            caption="FRR against FAR, both axes log.",
+        ))
+    hist = _dict(curves.get("hist"))
+    hists = []
+    for key, label in (("genuine", "genuine"), ("impostor", "impostor")):
+        h = _dict(hist.get(key))
+        if _list(h.get("edges")) and _list(h.get("counts")):
+            hists.append((label, h["edges"], h["counts"]))
+    if hists:
+        plots.append(hist_chart(hists, kind="hist", title="Score distributions", x_label="score",
+                                caption="Genuine and impostor scores, each normalised to area 1."))
+    if plots:
+        out.append(Section("curves", "Curves", plots=plots))
+    return out
+
+
+def _training_section(results: Mapping[str, Any]) -> Section | None:
+    info = _dict(_dict(results.get("sections")).get("training"))
+    tr = _dict(_dict(results.get("curves")).get("training"))
+    steps = _list(tr.get("step"))
+    plots = []
+    for key, title, ylabel in (("loss", "Training loss", "loss"), ("accuracy", "Training accuracy", "accuracy"),
+                               ("lr", "Learning rate", "learning rate")):
+        ys = _list(tr.get(key))
+        if not ys:
+            continue
+        xs = steps[: len(ys)] if steps else list(range(len(ys)))
+        pos = [v for v in (_num(y) for y in ys) if v is not None and v > 0]
+        log = key == "lr" and pos and max(pos) / min(pos) > 100
+        plots.append(line_chart([Series("", xs, ys[: len(xs)])], kind=f"training-{key}", title=title,
+                                x_label="step", y_label=ylabel, y_log=bool(log)))
+    if not plots and not info:
+        return None
+    return Section("training", "Training", items=_kv_items(info), plots=plots)
+
+
+def _detection_section(results: Mapping[str, Any]) -> Section | None:
+    det = _dict(_dict(results.get("sections")).get("detection"))
+    pr = _dict(_dict(results.get("curves")).get("pr"))
+    if not det and not pr:
+        return None
+    tables, plots = [], []
+    ap = _dict(det.get("ap"))
+    if ap:
+        tables.append(Table(
+            id="detection-ap", caption="Average precision (IoU 0.5)",
+            columns=[Column("Subset"), Column("AP", numeric=True)],
+            rows=[[Cell(str(k)), Cell(F.fmt_percent(v), _num(v))] for k, v in ap.items()],
+        ))
+    series = []
+    for subset, c in pr.items():
+        xy = _curve(c, "recall", "precision")
+        if xy:
+            series.append(Series(str(subset), *xy))
+    if series:
+        plots.append(line_chart(series, kind="pr", title="Precision–recall", x_label="recall",
+                                y_label="precision", x_lim=(0.0, 1.0), y_lim=(0.0, 1.0)))
+    items = _kv_items(_dict(det.get("speed")))
+    extra = {k: v for k, v in det.items() if k not in ("ap", "speed")}
+    items += _kv_items(extra)
+    return Section("detection", "Detection", items=items, tables=tables, plots=plots)
+
+
+def _liveness_section(results: Mapping[str, Any]) -> Section | None:
+    lv = _dict(_dict(results.get("sections")).get("liveness"))
+    if not lv:
+        return None
+    protocol = _dict(results.get("protocol"))
+    notes = []
+    if protocol.get("synthetic_attacks") or protocol.get("attacks") == "synthetic":
+        notes.append(
+            "The attacks in this run are synthesized (printed/replayed imitations made by "
+            "facebench): they are no substitute for a real presentation-attack (PAD) database."
+        )
+    tables = []
+    species = _dict(lv.get("apcer_per_species"))
+    if species:
+        vals = {k: _num(v) for k, v in species.items()}
+        worst = max((v for v in vals.values() if v is not None), default=None)
+        tables.append(Table(
+            id="apcer-species", caption="APCER per attack species",
+            columns=[Column("Attack species"), Column("APCER", numeric=True, best="lower")],
+            rows=[[Cell(str(k)), Cell(F.fmt_percent(v), vals[k], title="worst species" if vals[k] == worst else "")]
+                  for k, v in species.items()],
+            note="The reported APCER is the maximum over attack species (ISO/IEC 30107-3).",
+        ))
+    items = []
+    for key, label in (("apcer", "APCER (max over species)"), ("bpcer", "BPCER"), ("acer", "ACER"),
+                       ("hter", "HTER")):
+        if key in lv:
+            items.append(KeyValue(label, F.fmt_percent(lv[key])))
+    if "threshold" in lv:
+        items.append(KeyValue("Threshold", F.fmt_threshold(lv["threshold"])))
+    if "threshold_source" in lv:
+        items.append(KeyValue("Threshold source", F.fmt_value(lv["threshold_source"])))
+    known = {"apcer_per_species", "apcer", "bpcer", "acer", "hter", "threshold", "threshold_source"}
+    items += _kv_items({k: v for k, v in lv.items() if k not in known})
+    return Section("liveness", "Liveness (presentation-attack detection)", notes=notes, items=items, tables=tables)
+
+
+def _inpainting_section(results: Mapping[str, Any]) -> Section | None:
+    ip = _dict(_dict(results.get("sections")).get("inpainting"))
+    if not ip:
+        return None
+    items = []
+    if "psnr" in ip:
+        items.append(KeyValue("PSNR (restored vs clean)", F.fmt_metric("psnr", ip["psnr"])))
+    if "ssim" in ip:
+        items.append(KeyValue("SSIM (restored vs clean)", F.fmt_metric("ssim", ip["ssim"])))
+    tables = []
+    ver = _dict(ip.get("verification"))
+    nested = {k: v for k, v in ver.items() if isinstance(v, dict)}
+    if nested:
+        cols = list(nested)
+        keys = list(dict.fromkeys(k for v in nested.values() for k in v))
+        tables.append(Table(
+            id="inpainting-verification", caption="Verification before and after inpainting",
+            columns=[Column("Metric")] + [Column(c.replace("_", " "), numeric=True) for c in cols],
+            rows=[[Cell(F.metric_label(k))] + [Cell(F.fmt_metric(k, nested[c].get(k)), _num(nested[c].get(k)))
+                                               for c in cols] for k in keys],
+        ))
+    items += _kv_items({k: v for k, v in ver.items() if k not in nested})
+    strips = []
+    samples = [s for s in (_safe_relative(p) for p in _list(ip.get("samples"))) if s]
+    if samples:
+        strips.append(ImageStrip("Samples", [Link(s.rsplit("/", 1)[-1], s) for s in samples]))
+    items += _kv_items({k: v for k, v in ip.items() if k not in ("psnr", "ssim", "verification", "samples")})
+    return Section("inpainting", "Inpainting", items=items, tables=tables, strips=strips)
+
+
+def _metrics_section(metrics: list[dict[str, Any]]) -> Section | None:
+    if not metrics:
+        return None
+    views = [metric_view(m) for m in metrics]
+    with_ci = any(v.ci for v in views)
+    with_conv = any(v.convention for v in views)
+    rows = []
+    for v in views:
+        row = [Cell(v.label, title=v.name), Cell(v.text, v.value, note=v.spread)]
+        if with_ci:
+            row.append(Cell(v.ci))
+        row.append(Cell("higher ↑" if v.direction == "higher" else "lower ↓"))
+        if with_conv:
+            row.append(Cell(v.convention))
+        rows.append(row)
+    columns = [Column("Metric"), Column("Value", numeric=True)]
+    if with_ci:
+        columns.append(Column("95% CI", numeric=True))
+    columns.append(Column("Better"))
+    if with_conv:
+        columns.append(Column("Convention"))
+    return Section("metrics", "All metrics", tables=[Table(
+        id="metrics", caption="Every metric of this run", columns=columns, rows=rows,
+    )])
+
+
+def _fmt_big(n: Any, unit: str) -> str:
+    f = _num(n)
+    if f is None:
+        return F.fmt_value(n)
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(f) >= div:
+            return f"{f / div:.2f} {suffix}{unit}".rstrip()
+    return f"{f:g} {unit}".rstrip()
+
+
+def component_cards(results: Mapping[str, Any]) -> list[ComponentCard]:
+    prov = _dict(results.get("provenance"))
+    described = _dict(prov.get("components"))
+    combo = combination(results)
+    kinds = list(dict.fromkeys([k for k in KIND_ORDER if k in described or k in combo] + list(described)))
+    cards = []
+    for kind in kinds:
+        d = _dict(described.get(kind))
+        meta = _dict(d.get("meta"))
+        facts = []
+        if d.get("framework"):
+            facts.append(KeyValue("Framework", str(d["framework"])))
+        params = next((meta[k] for k in ("params", "num_params", "parameters") if k in meta), None)
+        if params is not None:
+            facts.append(KeyValue("Params", _fmt_big(params, "")))
+        macs = next((meta[k] for k in ("macs", "MACs", "flops") if k in meta), None)
+        if macs is not None:
+            facts.append(KeyValue("MACs", _fmt_big(macs, "")))
+        for key, label in (("input_size", "Input size"), ("embedding_size", "Embedding size"),
+                           ("alignment", "Alignment"), ("distance", "Distance")):
+            if d.get(key) not in (None, "", [], ()):
+                facts.append(KeyValue(label, F.fmt_value(d[key])))
+        if d.get("license"):
+            facts.append(KeyValue("Licence", str(d["license"])))
+        for w in _list(d.get("weights")):
+            w = _dict(w)
+            if w.get("filename"):
+                text = str(w["filename"]) + (f" ({w['license']})" if w.get("license") else " (licence not stated)")
+                facts.append(KeyValue("Weights", text, href=safe_href(w.get("source"))))
+        opts = _dict(_dict(_dict(prov.get("config")).get("options")).get(str(d.get("name", combo.get(kind, "")))))
+        if opts:
+            facts.append(KeyValue("Options", ", ".join(f"{k}={F.fmt_value(v)}" for k, v in opts.items()), mono=True))
+        paper = str(d.get("paper", "") or "")
+        cards.append(ComponentCard(
+            kind=kind, name=str(d.get("name") or combo.get(kind, "?")), summary=str(d.get("summary", "") or ""),
+            paper=paper, paper_href=safe_href(paper), facts=facts,
+        ))
+    return cards
+
+
+def environment(results: Mapping[str, Any]) -> list[KeyValue]:
+    prov = _dict(results.get("provenance"))
+    versions = _dict(prov.get("versions"))
+    hw = _dict(prov.get("hardware"))
+    git = prov.get("git")
+    items = [KeyValue("facebench", str(versions.get("facebench") or "unknown"))]
+    if isinstance(git, dict) and git.get("commit"):
+        items.append(KeyValue("Git commit", str(git["commit"])[:12] + (" (uncommitted changes)" if git.get("dirty") else ""),
+                              mono=True))
+    else:
+        items.append(KeyValue("Git commit", "not a git checkout"))
+    if "seed" in prov:
+        items.append(KeyValue("Seed", F.fmt_value(prov["seed"])))
+    if hw.get("cpu_model") or hw.get("cpu_count"):
+        cpu = str(hw.get("cpu_model") or "CPU")
+        if hw.get("cpu_count"):
+            cpu += f" × {hw['cpu_count']} logical"
+        items.append(KeyValue("CPU", cpu))
+    mem = _num(hw.get("memory_bytes"))
+    if mem:
+        items.append(KeyValue("Memory", f"{mem / 2**30:.1f} GiB"))
+    for key, label in (("gpu", "GPU"), ("platform", "Platform"), ("python", "Python")):
+        if hw.get(key):
+            items.append(KeyValue(label, F.fmt_value(hw[key])))
+    fw = _dict(versions.get("frameworks"))
+    if fw:
+        items.append(KeyValue("Frameworks", ", ".join(f"{k} {v}" for k, v in fw.items())))
+    plugins = _dict(versions.get("plugins"))
+    if plugins:
+        items.append(KeyValue("Plugins", ", ".join(f"{k} {v}" for k, v in plugins.items())))
+    if prov.get("created"):
+        items.append(KeyValue("Provenance recorded", str(prov["created"])))
+    return items
+
+
+def created_text(results: Mapping[str, Any], fallback: str = "") -> str:
+    raw = _dict(results.get("provenance")).get("created") or fallback
+    try:
+        t = _dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        return str(raw)
+    if t.tzinfo is not None:
+        t = t.astimezone(_dt.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ------------------------------------------------------------------- pages
+def build_run_page(results: Mapping[str, Any], *, index_href: str, grid_href: str) -> RunPage:
+    metrics = _metrics(results)
+    by_name = {str(m["name"]): m for m in metrics}
+    headline = [metric_view(by_name[n]) for n in headline_names(metrics)]
+    sections: list[Section] = []
+    sections += _verification_sections(results)
+    for build in (_training_section, _detection_section, _liveness_section, _inpainting_section):
+        s = build(results)
+        if s:
+            sections.append(s)
+    s = _metrics_section(metrics)
+    if s:
+        sections.append(s)
+    status = str(results.get("status", "finished"))
+    notes = []
+    if status == "failed":
+        notes.append("This run failed; the numbers below are what it had written before it stopped.")
+    elif status == "running":
+        notes.append("This run has not finished; the numbers below are partial.")
+    combo = combination_text(results)
+    name = str(results.get("name") or "")
+    prov = _dict(results.get("provenance"))
+    return RunPage(
+        title=name or combo,
+        run_id=str(results.get("run_id", "")),
+        name=name,
+        task=str(results.get("task", "")),
+        status=status,
+        created=created_text(results),
+        combination=combo,
+        synthetic=is_synthetic(results),
+        notes=notes,
+        protocol=protocol_box(results),
+        headline=headline,
+        sections=sections,
+        components=component_cards(results),
+        environment=environment(results),
+        config_json=json.dumps(prov.get("config", {}), indent=2, sort_keys=True, ensure_ascii=False),
+        index_href=index_href,
+        grid_href=grid_href,
+        generated=now_text(),
+    )
+
+
+def build_grid_page(
+    grid_id: str, runs: list[tuple[str, dict[str, Any]]], *, run_href, index_href: str
+) -> GridPage:
+    """``runs``: (run_id, results) of the grid; ``run_href(run_id)`` links a run page."""
+    combos = [combination(r) for _, r in runs]
+    kinds = [k for k in KIND_ORDER if any(k in c for c in combos)]
+    kinds += [k for c in combos for k in c if k not in kinds]
+    varying = [k for k in kinds if len({c.get(k) for c in combos}) > 1] or kinds
+    seen: list[str] = []
+    for _, r in runs:
+        for n in headline_names(_metrics(r), limit=8, defined_only=True):
+            if n not in seen:
+                seen.append(n)
+    order = {n: i for i, n in enumerate(HEADLINE_ORDER)}
+    columns_metrics = sorted(seen, key=lambda n: (order.get(n, len(order)), seen.index(n)))[:8]
+
+    # direction and convention of each column, from the first run that has it
+    info: dict[str, dict[str, Any]] = {}
+    for _, r in runs:
+        for m in _metrics(r):
+            info.setdefault(str(m["name"]), m)
+    columns = [Column("Run"), *[Column(k.capitalize()) for k in varying]]
+    for n in columns_metrics:
+        d = str(info[n].get("direction", "higher"))
+        columns.append(Column(F.metric_label(n), numeric=True, best=d, title=str(info[n].get("convention") or n)))
+    columns.append(Column("Status"))
+
+    rows = []
+    values: dict[str, list[float | None]] = {n: [] for n in columns_metrics}
+    for (run_id, r), combo in zip(runs, combos):
+        by_name = {str(m["name"]): m for m in _metrics(r)}
+        short = str(_dict(r.get("provenance")).get("config_hash") or r.get("config_hash") or run_id)
+        row = [Cell(str(r.get("name") or short), href=run_href(run_id), title=run_id)]
+        row += [Cell(combo.get(k, "—")) for k in varying]
+        for n in columns_metrics:
+            m = by_name.get(n)
+            if m is None:
+                row.append(Cell("—"))
+                values[n].append(None)
+            else:
+                v = metric_view(m)
+                row.append(Cell(v.text, v.value, note=v.spread))
+                values[n].append(v.value)
+        row.append(Cell(str(r.get("status", "?"))))
+        rows.append(row)
+    # mark the best value of each metric column (ties all marked; None never wins)
+    for j, n in enumerate(columns_metrics):
+        col = 1 + len(varying) + j
+        vals = [v for v in values[n] if v is not None]
+        if len(vals) < 2:
+            continue
+        best = max(vals) if str(info[n].get("direction", "higher")) == "higher" else min(vals)
+        for i, v in enumerate(values[n]):
+            if v is not None and v == best:
+                rows[i][col].best = True
+
+    first = runs[0][1] if runs else {}
+    protocols = [_dict(r.get("protocol")) for _, r in runs]
+    shared = {k: v for k, v in _dict(first.get("protocol")).items() if all(p.get(k) == v for p in protocols)}
+    protocol = protocol_box({"protocol": shared, "sections": {}}) if shared else []
+
+    plots = []
+    series = []
+    for (run_id, r), combo in zip(runs, combos):
+        roc = _curve(_dict(r.get("curves")).get("roc"), "far", "tar")
+        if roc:
+            series.append(Series(str(r.get("name") or " · ".join(combo.get(k, "") for k in varying)), *roc))
+    if series:
+        plots.append(roc_plot(series, caption="Every run of the grid on one plot."))
+    loss = []
+    for (run_id, r), combo in zip(runs, combos):
+        tr = _dict(_dict(r.get("curves")).get("training"))
+        ys = _list(tr.get("loss"))
+        if ys:
+            xs = _list(tr.get("step"))[: len(ys)] or list(range(len(ys)))
+            loss.append(Series(str(r.get("name") or " · ".join(combo.get(k, "") for k in varying)), xs, ys[: len(xs)]))
+    if loss:
+        plots.append(line_chart(loss, kind="training-loss", title="Training loss", x_label="step", y_label="loss"))
+    pr = []
+    for (run_id, r), combo in zip(runs, combos):
+        for subset, c in _dict(_dict(r.get("curves")).get("pr")).items():
+            if subset == "hard" or len(_dict(_dict(r.get("curves")).get("pr"))) == 1:
+                xy = _curve(c, "recall", "precision")
+                if xy:
+                    pr.append(Series(f"{' · '.join(combo.get(k, '') for k in varying)} ({subset})", *xy))
+    if pr:
+        plots.append(line_chart(pr, kind="pr", title="Precision–recall", x_label="recall", y_label="precision",
+                                x_lim=(0.0, 1.0), y_lim=(0.0, 1.0)))
+    task = str(first.get("task", "")) if first else ""
+    return GridPage(
+        title=f"Grid {grid_id}" + (f" — {task}" if task else ""),
+        grid_id=grid_id,
+        protocol=protocol,
+        synthetic=any(is_synthetic(r) for _, r in runs),
+        table=Table(id="comparison", caption=f"{len(runs)} combinations", columns=columns, rows=rows,
+                    sortable=True, note="Best value of each column marked ★; click a header to sort."),
+        plots=plots,
+        index_href=index_href,
+        generated=now_text(),
+    )
+
+
+def build_index_row(run_id: str, results: Mapping[str, Any] | None, *, href: str, grid: Link | None,
+                    created: str, problem: str = "") -> IndexRow:
+    if results is None:
+        return IndexRow(run_id=run_id, href=href, title=run_id, status="error" if problem else "running",
+                        created=created, components=[], component_names=[], headline=[], grid=grid,
+                        problem=problem)
+    combo = combination(results)
+    metrics = _metrics(results)
+    by_name = {str(m["name"]): m for m in metrics}
+    return IndexRow(
+        run_id=run_id,
+        href=href,
+        title=str(results.get("name") or combination_text(results)),
+        status=str(results.get("status", "?")),
+        created=created_text(results, created),
+        components=[f"{k}: {v}" for k, v in combo.items()],
+        component_names=sorted(set(combo.values())),
+        headline=[metric_view(by_name[n]) for n in headline_names(metrics, limit=3, defined_only=True)],
+        grid=grid,
+        problem=problem,
+    )
+
+
+def group_key(results: Mapping[str, Any] | None) -> tuple[str, str]:
+    if results is None:
+        return ("unreadable", "results missing or unreadable")
+    protocol = _dict(results.get("protocol"))
+    label = dataset_text(protocol)
+    if protocol.get("synthetic"):
+        label += " (synthetic)"
+    return (str(results.get("task", "?")), label)
+
+
+def build_index_page(rows: list[tuple[tuple[str, str], IndexRow]], grids: list[Link]) -> IndexPage:
+    """``rows``: (group key, row) pairs, newest first."""
+    groups: dict[tuple[str, str], IndexGroup] = {}
+    for key, row in rows:
+        if key not in groups:
+            gid = "group-" + re.sub(r"[^a-z0-9]+", "-", f"{key[0]}-{key[1]}".lower()).strip("-")
+            groups[key] = IndexGroup(id=gid, task=key[0], protocol=key[1], rows=[])
+        groups[key].rows.append(row)
+    components = sorted({n for _, r in rows for n in r.component_names})
+    return IndexPage(
+        title="facebench reports",
+        groups=list(groups.values()),
+        components=components,
+        grids=grids,
+        run_count=len(rows),
+        generated=now_text(),
+    )
