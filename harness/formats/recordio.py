@@ -178,10 +178,11 @@ class RecordIOReader:
                 raise DataError(f"{self.idx_path}, line {lineno}: {line[:80]!r} is not "
                                 "'key<TAB>offset'; regenerate the .idx")
             key, off = int(parts[0]), int(parts[1])
-            if off >= max(self.size, 1) or off % 4:
-                raise DataError(f"{self.idx_path}, line {lineno}: offset {off} is outside "
-                                f"{self.path} ({self.size} bytes) or not 4-byte aligned; "
-                                "the .idx does not belong to this .rec")
+            if off % 4:
+                raise DataError(f"{self.idx_path}, line {lineno}: offset {off} is not 4-byte "
+                                f"aligned, so it cannot start a record of {self.path}; the .idx "
+                                "does not belong to this .rec — regenerate it")
+            # an offset past the end is reported as a truncated record when read
             out[key] = off
         return out
 

@@ -43,8 +43,9 @@ class ImageFolderOptions:
     :param min_images: skip identities with fewer images.
     :param aligned: alignment template the images are already cropped to
         (e.g. ``arcface_112``); empty = raw photos that need detection.
-    :param skip_bad: drop images that fail to decode at load time is not
-        possible lazily, so this checks every image when the set is opened.
+    :param skip_bad: decode every image when the set is opened and leave out
+        the ones that fail (counted in ``info["skipped"]``); off, a corrupt
+        image raises when it is loaded.
     """
 
     min_images: int = 1

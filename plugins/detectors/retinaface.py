@@ -1,12 +1,19 @@
 """RetinaFace with a MobileNet-0.25 backbone, written here in PyTorch.
 
-Architecture and inference follow biubug6/Pytorch_Retinaface (the weights'
-source): MobileNetV1 ×0.25 (three stages, LeakyReLU 0.1) → 3-level FPN
+Architecture and inference follow biubug6/Pytorch_Retinaface and
+Face-Detector-1MB-with-landmark (the weights' source): MobileNetV1 ×0.25
+(three stages) → 3-level FPN
 (64 channels) → SSH context modules → per-level 1×1 heads with two anchors
 per position for scores, box offsets and five landmarks.  Anchors
 (``priors``): min sizes [[10, 20], [32, 64], [128, 256]] at strides
 [8, 16, 32]; offsets decoded with variances [0.1, 0.2].  Input is BGR minus
 (104, 117, 123), no scaling.
+
+Activations are plain ReLU.  Pytorch_Retinaface's net.py uses LeakyReLU 0.1
+in the backbone, FPN and SSH; with these weights that was measured to be
+wrong (on ``multiface.jpg``: 14 detections above 0.5 instead of 6, landmarks
+15–30 px from MTCNN's), while ReLU gives the 6 faces with landmarks 2–6 px
+from MTCNN's — the weights were trained with negative slope 0.
 
 Differences from biubug6's detect.py: NMS uses the IoU without the +1 pixel
 convention (OpenCV's NMSBoxes); boxes are clipped to nothing (they may pass
@@ -37,19 +44,18 @@ VARIANCE = (0.1, 0.2)
 MEAN_BGR = (104.0, 117.0, 123.0)
 
 
-def _conv_bn(cin: int, cout: int, stride: int = 1, leaky: float | None = 0.0, k: int = 3) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True, k: int = 3) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
-    if leaky is not None:
-        layers.append(nn.LeakyReLU(negative_slope=leaky, inplace=True))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
-def _conv_dw(cin: int, cout: int, stride: int, leaky: float = 0.1) -> nn.Sequential:
+def _conv_dw(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """Depthwise 3×3 + pointwise 1×1, each with BN and ReLU."""
     return nn.Sequential(
-        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
-        nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
+        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
     )
 
 
@@ -59,7 +65,7 @@ class MobileNetV1x025(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stage1 = nn.Sequential(
-            _conv_bn(3, 8, 2, leaky=0.1), _conv_dw(8, 16, 1), _conv_dw(16, 32, 2),
+            _conv_bn(3, 8, 2), _conv_dw(8, 16, 1), _conv_dw(16, 32, 2),
             _conv_dw(32, 32, 1), _conv_dw(32, 64, 2), _conv_dw(64, 64, 1),
         )
         self.stage2 = nn.Sequential(_conv_dw(64, 128, 2), *[_conv_dw(128, 128, 1) for _ in range(5)])
@@ -74,12 +80,11 @@ class MobileNetV1x025(nn.Module):
 class FPN(nn.Module):
     def __init__(self, channels: Sequence[int] = (64, 128, 256), out: int = 64) -> None:
         super().__init__()
-        leaky = 0.1 if out <= 64 else 0.0
-        self.output1 = _conv_bn(channels[0], out, leaky=leaky, k=1)
-        self.output2 = _conv_bn(channels[1], out, leaky=leaky, k=1)
-        self.output3 = _conv_bn(channels[2], out, leaky=leaky, k=1)
-        self.merge1 = _conv_bn(out, out, leaky=leaky)
-        self.merge2 = _conv_bn(out, out, leaky=leaky)
+        self.output1 = _conv_bn(channels[0], out, k=1)
+        self.output2 = _conv_bn(channels[1], out, k=1)
+        self.output3 = _conv_bn(channels[2], out, k=1)
+        self.merge1 = _conv_bn(out, out)
+        self.merge2 = _conv_bn(out, out)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         o1, o2, o3 = self.output1(feats[0]), self.output2(feats[1]), self.output3(feats[2])
@@ -93,12 +98,11 @@ class SSH(nn.Module):
 
     def __init__(self, cin: int = 64, out: int = 64) -> None:
         super().__init__()
-        leaky = 0.1 if out <= 64 else 0.0
-        self.conv3X3 = _conv_bn(cin, out // 2, leaky=None)
-        self.conv5X5_1 = _conv_bn(cin, out // 4, leaky=leaky)
-        self.conv5X5_2 = _conv_bn(out // 4, out // 4, leaky=None)
-        self.conv7X7_2 = _conv_bn(out // 4, out // 4, leaky=leaky)
-        self.conv7x7_3 = _conv_bn(out // 4, out // 4, leaky=None)
+        self.conv3X3 = _conv_bn(cin, out // 2, relu=False)
+        self.conv5X5_1 = _conv_bn(cin, out // 4)
+        self.conv5X5_2 = _conv_bn(out // 4, out // 4, relu=False)
+        self.conv7X7_2 = _conv_bn(out // 4, out // 4)
+        self.conv7x7_3 = _conv_bn(out // 4, out // 4, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.conv3X3(x)

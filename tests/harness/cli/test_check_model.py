@@ -116,7 +116,7 @@ def test_engine_checkpoint_loads_and_embeds(trained_checkpoint, face):
     emb = report["embedding"]
     assert emb["size"] == 16 and emb["norm"] > 0 and emb["nan"] == emb["inf"] == 0
     assert report["speed_ms_per_image"]["batch_1"] > 0 and report["speed_ms_per_image"]["batch_8"] > 0
-    assert report["device"] == "cpu"
+    assert report["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
 
     table = _invoke(str(trained_checkpoint), "--backbone", "checknet", "--image", str(face))
     assert table.exit_code == 0
