@@ -22,6 +22,7 @@ __all__ = [
     "StateMatch",
     "atomic_save",
     "extract_state_dict",
+    "load_matching",
     "match_state_dict",
     "read_checkpoint",
     "read_state_dict",

@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -43,7 +43,6 @@ from ._checkpoint import (
     CHECKPOINT_VERSION,
     StateMatch,
     atomic_save,
-    extract_state_dict,
     load_matching,
     match_state_dict,
     read_checkpoint,

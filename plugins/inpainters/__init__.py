@@ -43,10 +43,10 @@ class OpenCVInpaintOptions:
 
     mask: str = "estimated"
     radius: float = 3.0
-    dilate: int = 1
+    dilate: int = 0
     median: int = 5
-    k: float = 2.5
-    min_deviation: float = 18.0
+    k: float = 1.5
+    min_deviation: float = 10.0
 
     def __post_init__(self) -> None:
         if self.mask not in ("estimated", "oracle"):

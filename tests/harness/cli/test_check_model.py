@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.cli.check_model import command
 from harness.hookspecs import hookimpl
-from harness.registry import Registry, get_registry, reset_registry
+from harness.registry import Registry, reset_registry
 from harness.specs import BackboneSpec
 from tests.conftest import need_data
 

@@ -4,7 +4,6 @@ fine-tuning and embedding, on tiny models (CPU, seconds)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

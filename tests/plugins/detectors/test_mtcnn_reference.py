@@ -1,0 +1,68 @@
+"""Our MTCNN against facenet-pytorch 2.6.0 running the same weights.
+
+On the first 20 LFW images (sorted by path) and ``multiface.jpg``, one image
+at a time: the same number of faces per image, every reference face matched
+with IoU ≥ 0.9 and landmarks within 2 px.  (``benchmarks/bench_mtcnn.py``
+does the same on 200 images and times both.)  facenet-pytorch needs
+torchvision only for NMS and ``to_tensor``; see ``facenet_reference.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import need_data
+from tests.plugins.detectors.facenet_reference import facenet_available, load_facenet_mtcnn, reference_detect
+
+pytestmark = pytest.mark.skipif(
+    not facenet_available(), reason="facenet-pytorch not installed (pip install --no-deps facenet-pytorch==2.6.0)"
+)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def compare(ref, ours) -> tuple[float, float]:
+    """(worst IoU of a matched reference face, worst landmark error in px)."""
+    rb, _rs, rl = ref
+    if len(rb) == 0:
+        return 1.0, 0.0
+    m = iou_matrix(rb, ours.boxes)
+    j = m.argmax(1)
+    return float(m.max(1).min()), float(np.abs(rl - ours.landmarks[j]).max())
+
+
+def _rgb(path):
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def test_agrees_with_facenet_pytorch():
+    from harness.registry import Registry
+
+    lfw = need_data("lfw_home/lfw_funneled")
+    paths = sorted(lfw.glob("*/*.jpg"))[:20] + [need_data("images/multiface.jpg")]
+    ours = Registry().build("detector", "mtcnn")
+    ref = load_facenet_mtcnn()
+    total_ref = total_ours = 0
+    for path in paths:
+        img = _rgb(path)
+        r = reference_detect(ref, img)
+        o = ours.detect(img)
+        total_ref += len(r[0])
+        total_ours += len(o)
+        assert len(o) == len(r[0]), f"{path.name}: {len(o)} faces, facenet-pytorch {len(r[0])}"
+        worst_iou, worst_lm = compare(r, o)
+        assert worst_iou >= 0.9, f"{path.name}: a face matched with IoU {worst_iou:.3f}"
+        assert worst_lm <= 2.0, f"{path.name}: landmarks {worst_lm:.2f} px apart"
+        np.testing.assert_allclose(np.sort(o.scores), np.sort(r[1]), atol=1e-3)
+    assert total_ours == total_ref
