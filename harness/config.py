@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_LOSS",
     "DEFAULT_DATASET",
     "DataRef",
+    "LauncherSettings",
     "RunConfig",
     "RunSpec",
     "TrainSettings",
@@ -128,6 +129,62 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class LauncherSettings:
+    """How a run is launched — never what it computes.
+
+    These settings change where and on how many processes a run executes,
+    not its result, so they stay out of :meth:`RunSpec.to_dict` and the
+    config hash: the same run launched in Docker or under torchrun finds
+    (and is found by) the same finished run.
+
+    :param docker: run inside a container of ``image`` (``harness run --docker``).
+    :param image: the Docker image (built from ``Dockerfile.gpu``).
+    :param gpus: ``"all"``, a count (``"2"``) or device ids (``"0,1"``) for
+        the container; None gives it no GPU.
+    :param network: the container's network (``"none"``: no network at all).
+    :param nproc_per_node: processes per node; above 1 (or given explicitly)
+        the run goes through ``torchrun`` with DDP.
+    :param nnodes: number of nodes of a multi-node run.
+    :param node_rank: this node's rank in ``[0, nnodes)``.
+    :param rdzv_endpoint: ``HOST:PORT`` where the nodes meet (needed when ``nnodes > 1``).
+    """
+
+    docker: bool = False
+    image: str = "facebench"
+    gpus: str | None = None
+    network: str = "none"
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.nproc_per_node >= 1, "nproc_per_node must be >= 1"),
+            (self.nnodes >= 1, "nnodes must be >= 1"),
+            (0 <= self.node_rank < self.nnodes, f"node_rank must lie in [0, nnodes={self.nnodes})"),
+            (self.nnodes == 1 or bool(self.rdzv_endpoint),
+             "a multi-node run (nnodes > 1) needs rdzv_endpoint HOST:PORT where the nodes meet"),
+            (bool(self.image), "image must name a Docker image"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"launcher: {msg}")
+        if self.gpus is not None:
+            g = str(self.gpus).strip()
+            if not (g == "all" or re.fullmatch(r"\d+(,\d+)*", g)):
+                raise ConfigError(
+                    f"launcher: gpus {self.gpus!r} is not 'all', a count (2) or device ids (0,1)"
+                )
+            object.__setattr__(self, "gpus", g)
+
+    @property
+    def distributed(self) -> bool:
+        """True when the run goes through torchrun."""
+        return self.nproc_per_node > 1 or self.nnodes > 1
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One combination to run: the unit the runner, results store and report see."""
 
@@ -192,8 +249,11 @@ class RunConfig:
     reports: str = "reports"
     force: bool = False
     resume: bool = True
+    launcher: LauncherSettings = field(default_factory=LauncherSettings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.launcher, Mapping):
+            object.__setattr__(self, "launcher", _launcher_settings(self.launcher))
         for fld, _kind in COMPONENT_FLAGS.values():
             object.__setattr__(self, fld, _dedupe(_as_tuple(getattr(self, fld))))
         object.__setattr__(self, "train", tuple(DataRef.parse(d) for d in _as_list(self.train)))
@@ -209,7 +269,7 @@ class RunConfig:
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> "RunConfig":
         """Build from a YAML-style mapping (keys are the CLI flag names)."""
         known = set(COMPONENT_FLAGS) | {"train", "eval", "eval_folds", "options", "training", "seed", "reports",
-                                        "force", "resume"}
+                                        "force", "resume", "launcher"}
         kwargs: dict[str, Any] = {}
         for key, value in dict(data or {}).items():
             if key not in known:
@@ -228,6 +288,10 @@ class RunConfig:
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"{source}: 'training' must be a mapping of training settings")
                 kwargs["training"] = _train_settings(value, source=source)
+            elif key == "launcher":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: 'launcher' must be a mapping of launcher settings")
+                kwargs["launcher"] = _launcher_settings(value, source=source)
             elif key == "seed":
                 kwargs["seed"] = int(value)
             else:
@@ -248,6 +312,9 @@ class RunConfig:
                 changes["options"] = merged
             elif key == "training":
                 changes["training"] = dataclasses.replace(self.training, **dict(value))
+            elif key == "launcher" and isinstance(value, Mapping):
+                changes["launcher"] = _launcher_settings(
+                    {**dataclasses.asdict(self.launcher), **dict(value)}, source="flags")
             else:
                 changes[key] = value
         return dataclasses.replace(self, **changes)
@@ -389,6 +456,19 @@ def _train_settings(data: Mapping[str, Any], *, source: str = "config") -> Train
         kwargs[key] = value
     try:
         return TrainSettings(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _launcher_settings(data: Mapping[str, Any], *, source: str = "config") -> LauncherSettings:
+    fields = {f.name for f in dataclasses.fields(LauncherSettings)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=1)
+            hint = f" — did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown launcher setting {key!r}{hint}")
+    try:
+        return LauncherSettings(**dict(data))
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

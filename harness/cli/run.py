@@ -9,6 +9,7 @@ from click.core import ParameterSource
 
 from harness.cli._params import ComponentName
 from harness.config import COMPONENT_FLAGS
+from harness.errors import ConfigError
 
 _TRAIN_FLAGS = {
     "epochs": "epochs",
@@ -21,6 +22,10 @@ _TRAIN_FLAGS = {
     "workers": "workers",
     "init": "init",
 }
+
+
+_LAUNCHER_FLAGS = ("docker", "image", "gpus", "network", "nproc_per_node", "nnodes", "node_rank",
+                   "rdzv_endpoint")
 
 
 def _component_options(f):
@@ -63,6 +68,24 @@ def _component_options(f):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--init", default=None, metavar="CHECKPOINT", help="Fine-tune from these weights.")
+@click.option("--docker", is_flag=True,
+              help="Run inside a container of --image through the Docker SDK (reports mounted "
+                   "read-write, data read-only, no network, your uid:gid).")
+@click.option("--image", default="facebench", show_default=True, metavar="IMAGE",
+              help="With --docker: the image (docker build -f Dockerfile.gpu -t facebench .).")
+@click.option("--gpus", default=None, metavar="all|N|ID,ID",
+              help="With --docker: GPUs for the container (as docker run --gpus).")
+@click.option("--network", default="none", show_default=True, metavar="MODE",
+              help="With --docker: the container's network (none: no network).")
+@click.option("--nproc-per-node", "nproc_per_node", type=int, default=1, show_default=True, metavar="N",
+              help="Train with DDP in N processes on this node, launched through torchrun "
+                   "(NCCL on GPUs, gloo on CPU).")
+@click.option("--nnodes", type=int, default=1, show_default=True, metavar="M",
+              help="Number of nodes of a multi-node run (needs --rdzv-endpoint).")
+@click.option("--node-rank", "node_rank", type=int, default=0, show_default=True, metavar="R",
+              help="This node's rank in a multi-node run.")
+@click.option("--rdzv-endpoint", "rdzv_endpoint", default=None, metavar="HOST:PORT",
+              help="Where the nodes of a multi-node run meet (torchrun's c10d rendezvous).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded grid of runs and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the grid as JSON.")
 @click.pass_context
@@ -79,6 +102,8 @@ def command(ctx: click.Context, **kw) -> None:
       harness run --backbone lresnet50 --loss arcface --train att=../shared/data/att_faces
       harness run --backbone resnet20 --loss softmax --loss arcface --dry-run
       harness run --recognizer dlib_resnet --detector mtcnn --eval lfw=../shared/data/lfw_home
+      harness run --backbone resnet20 --loss partial_fc --nproc-per-node 2
+      harness run --docker --gpus all --nproc-per-node 4
     """
     from harness.config import RunConfig, load_yaml, parse_option_flags
     from harness.registry import get_registry
@@ -108,7 +133,14 @@ def command(ctx: click.Context, **kw) -> None:
     training = {field: kw[param] for param, field in _TRAIN_FLAGS.items() if given(param)}
     if training:
         overrides["training"] = training
+    launcher = {name: kw[name] for name in _LAUNCHER_FLAGS if given(name)}
+    if launcher:
+        overrides["launcher"] = launcher
     cfg = base.merged(overrides)
+    if not cfg.launcher.docker:
+        stray = [f"--{n.replace('_', '-')}" for n in ("image", "gpus", "network") if given(n)]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)}: only meaningful with --docker; add --docker or drop it")
 
     registry = get_registry()
     runs = cfg.expand(registry)
@@ -128,6 +160,17 @@ def command(ctx: click.Context, **kw) -> None:
                 click.echo(f"  [{r.task}] {comps}{data}  ({r.config_hash()})")
         return
 
-    from harness.runner.local import run_grid
+    from harness.runner import torchrun
 
-    run_grid(runs, cfg, registry=registry)
+    if cfg.launcher.docker and not torchrun.in_worker():
+        from harness.runner.docker import run_in_docker
+
+        run_in_docker(cfg)
+    elif torchrun.in_worker():
+        torchrun.run_grid_distributed(runs, cfg, registry=registry)
+    elif cfg.launcher.distributed or given("nproc_per_node"):
+        torchrun.launch(cfg)
+    else:
+        from harness.runner.local import run_grid
+
+        run_grid(runs, cfg, registry=registry)

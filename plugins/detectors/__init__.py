@@ -12,7 +12,7 @@ right mouth corner, left/right as seen in the image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from harness.hookspecs import hookimpl
 from harness.specs import DetectorSpec, WeightsSpec
@@ -349,6 +349,7 @@ def register_detectors():
                 "weights": "none published: train with `harness train-detector cascade_cnn "
                 "--data wider=PATH -o OUT` and pass -o cascade_cnn.weights=OUT",
                 "results_depend_on": "the training data and steps given to train_cascade",
+                "trainer": "facebench_plugins.detectors.cascade_cnn:train_cascade",
             },
         ),
     ]

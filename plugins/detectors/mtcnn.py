@@ -17,8 +17,7 @@ What makes it faster than the reference (see ``benchmarks/bench_mtcnn.py``):
 the crops for R-Net and O-Net are cut and area-resized for all boxes at once
 from one integral image (an exact rewrite of adaptive average pooling),
 instead of one ``interpolate`` call per box; NMS runs in OpenCV's C++;
-everything runs under ``torch.inference_mode`` with the networks' layers
-fused where it is exact (softmax only on the used channel).
+P-Net runs channels-last; everything runs under ``torch.inference_mode``.
 
 Boxes are returned as the cascade regresses them (they may extend past the
 image border), scores are O-Net's face probability, landmarks are left eye,
@@ -267,6 +266,8 @@ class MTCNN:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             net.eval()
             self.weights_paths[key] = path
+        # channels-last convolutions are measurably faster for P-Net's 3-10-16-32 channel stack
+        self.pnet.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------ public
     def detect(self, image: np.ndarray) -> Detections:
@@ -298,7 +299,7 @@ class MTCNN:
         all_boxes, all_inds = [], []
         for scale in pyramid_scales(h, w, o.min_face, o.factor):
             level = F.interpolate(batch, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self.pnet(_normalise(level))
+            reg, prob = self.pnet(_normalise(level).contiguous(memory_format=torch.channels_last))
             boxes, inds = self._candidates(reg, prob[:, 1], scale, o.thresholds[0])
             if len(boxes):
                 keep = nms(boxes[:, :4], boxes[:, 4], inds, o.nms[0])

@@ -14,6 +14,29 @@ loss (class weights, centres), optimizer, schedule, step, epoch, position
 within the epoch, RNG states and history.  A run killed at any point and
 started again with ``resume=True`` continues from ``workdir/checkpoints/last.pt``
 and ends with the same weights as a run that was never interrupted.
+
+Distributed data parallel
+-------------------------
+Under ``torchrun`` (``harness run --nproc-per-node N``; the runner
+initialises the process group: NCCL on CUDA, gloo on CPU) ``train`` wraps
+the backbone — and a loss with its own parameters — in
+``DistributedDataParallel``.  Rank ``r`` of ``world`` takes every
+``world``-th item of each global batch of the same ``(seed, epoch)`` plan,
+so ``batch_size`` stays the *global* batch and the gradients equal those of
+one process on the whole batch (for models whose batch statistics and
+dropout do not couple the samples: BatchNorm statistics and dropout masks
+are per rank, as usual with DDP).  A sharded loss (``sharded = True``, e.g.
+``partial_fc``) is not wrapped: each rank updates its own class centres and
+gradient clipping all-reduces their squared norms.
+
+Rank 0 alone writes checkpoints (a sharded loss's centres and their
+optimizer state are gathered to it); on resume rank 0 reads the checkpoint
+and broadcasts it.  Every step the ranks agree on success (one tiny
+all-reduce that also averages the loss), so an error on one rank — bad
+data, a diverged loss — stops all of them at the same step with a clear
+message instead of leaving the others hanging in a collective.  The DDP
+wrappers are deleted before ``train`` returns (before any
+``destroy_process_group``; gloo otherwise aborts at exit now and then).
 """
 
 from __future__ import annotations
@@ -280,8 +303,8 @@ class TorchEngine:
         on_epoch_end: Callable[[int, nn.Module], Mapping[str, Any] | None] | None = None,
         progress: bool = True,
         sampler: str = "random",
-        rank: int = 0,
-        world: int = 1,
+        rank: int | None = None,
+        world: int | None = None,
     ) -> TrainOutcome:
         """Train ``model`` with ``loss_fn`` on ``train_set``.
 
@@ -298,20 +321,23 @@ class TorchEngine:
             each complete epoch (``epoch`` counts from 1); the metrics it
             returns are stored in ``history["eval"]``.
         :param sampler: ``"random"`` or ``"pk"`` (the loss spec's sampler).
-        :param rank, world: data shard of this process; only ``world=1`` is
-            trained by this engine so far (DDP arrives with the torchrun runner).
+        :param rank, world: this process's rank and the world size; None
+            takes them from the initialised ``torch.distributed`` process
+            group (one process without one).  Given explicitly they must
+            match the process group.
         """
-        if world != 1:
-            raise ConfigError(
-                "the torch engine trains in one process; distributed training "
-                "(world > 1) needs the torchrun runner"
-            )
+        rank, world, dist_on = _distributed_context(rank, world)
+        is_main = rank == 0
         t_start = time.monotonic()
         opts = self.options
         workdir = Path(workdir)
         ckpt_dir = workdir / "checkpoints"
         last_path = ckpt_dir / "last.pt"
         device = self.resolve_device(settings.device)
+        if dist_on and device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda" and device.index is not None:
+            torch.cuda.set_device(device)
         init = init if init is not None else settings.init
 
         n_images = len(train_set)
@@ -371,13 +397,29 @@ class TorchEngine:
         history["eval"] = []
         resumed_from: int | None = None
         init_report: dict[str, Any] | None = None
-        if resume and last_path.exists():
+        ck = None
+        if is_main and resume and last_path.exists():
             ck = read_checkpoint(last_path)
             self._check_resumable(ck, last_path, plan_key)
+        if dist_on:
+            ck = _broadcast_object(ck if is_main else None)
+        if ck is not None:
+            shards = (ck.get("dist") or {}).get("shards")
             load_matching(model, ck["model"], what=f"checkpoint {last_path} (model)", allow_partial=False)
-            if ck.get("loss"):
-                load_matching(loss_fn, ck["loss"], what=f"checkpoint {last_path} (loss)", allow_partial=False)
-            optimizer.load_state_dict(ck["optimizer"])
+            if shards:
+                if len(shards) != world:
+                    raise ConfigError(
+                        f"cannot resume from {last_path}: its sharded loss was saved by {len(shards)} "
+                        f"ranks, this run has {world}; start afresh (--force) or use {len(shards)} processes"
+                    )
+                load_matching(loss_fn, shards[rank]["loss"], what=f"checkpoint {last_path} (loss, rank {rank})",
+                              allow_partial=False)
+                optimizer.load_state_dict(shards[rank]["optimizer"])
+            else:
+                if ck.get("loss"):
+                    load_matching(loss_fn, ck["loss"], what=f"checkpoint {last_path} (loss)",
+                                  allow_partial=False)
+                optimizer.load_state_dict(ck["optimizer"])
             if ck.get("scaler"):
                 scaler.load_state_dict(ck["scaler"])
             step, epoch, position = int(ck["step"]), int(ck["epoch"]), int(ck["position"])
@@ -411,17 +453,42 @@ class TorchEngine:
             )
 
         has_logits = callable(getattr(loss_fn, "logits", None))
+        sharded = bool(getattr(loss_fn, "sharded", False))
         model.train()
         loss_fn.train()
+
+        # ---- DDP wrappers (deleted in the `finally` below)
+        train_model: nn.Module = model
+        train_loss: nn.Module = loss_fn
+        if dist_on:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            train_model = DDP(model, device_ids=ids, output_device=device.index if ids else None)
+            if not sharded and any(p.requires_grad for p in loss_fn.parameters()):
+                train_loss = DDP(loss_fn, device_ids=ids, output_device=device.index if ids else None)
+        sharded_params = [p for p in loss_fn.parameters() if p.requires_grad] if sharded and dist_on else []
 
         saved = {"step": -1}
 
         def save(at_epoch: int, at_position: int) -> None:
+            shards = None
+            if dist_on and sharded:
+                # every rank holds different centres: rank 0 gathers them all
+                mine = {"loss": _to_cpu(loss_fn.state_dict()), "optimizer": _to_cpu(optimizer.state_dict())}
+                import torch.distributed as dist
+
+                shards = [None] * world if is_main else None
+                dist.gather_object(mine, shards, dst=0)
+            saved["step"] = step
+            if not is_main:
+                return
             ck = {
                 "format": CHECKPOINT_FORMAT,
                 "version": CHECKPOINT_VERSION,
                 "model": _unwrap(model).state_dict(),
-                "loss": loss_fn.state_dict(),
+                "loss": {} if shards else loss_fn.state_dict(),
+                "dist": {"world": world, "shards": shards},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": {**schedule.state_dict(), "last_step": step},
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {},
@@ -439,7 +506,6 @@ class TorchEngine:
                 },
             }
             atomic_save(ck, last_path)
-            saved["step"] = step
             _write_json(ckpt_dir / "last.json",
                         {"step": step, "epoch": at_epoch, "position": at_position, "file": last_path.name})
 
@@ -455,46 +521,79 @@ class TorchEngine:
                 )
                 if position < len(plan):
                     t_prev = time.perf_counter()
-                    for x, y in make_loader(plan, position):
+                    batches = iter(make_loader(plan, position))
+                    while position < len(plan):
                         if step >= total_steps:
                             stopped_by = "max_steps"
                             break
                         lr = schedule.lr(step)
-                        for g in optimizer.param_groups:
-                            g["lr"] = lr
-                        x = x.to(device, non_blocking=True)
-                        y = y.to(device, non_blocking=True)
-                        if channels_last:
-                            x = x.contiguous(memory_format=torch.channels_last)
-                        with _autocast(device, amp_dtype):
-                            emb = model(x)
-                        emb = emb.float()
-                        loss = loss_fn(emb, y)
-                        if not torch.isfinite(loss):
+                        failure: BaseException | None = None
+                        loss = None
+                        try:
+                            batch = next(batches, None)
+                            if batch is None:
+                                break
+                            x, y = batch
+                            for g in optimizer.param_groups:
+                                g["lr"] = lr
+                            x = x.to(device, non_blocking=True)
+                            y = y.to(device, non_blocking=True)
+                            if channels_last:
+                                x = x.contiguous(memory_format=torch.channels_last)
+                            with _autocast(device, amp_dtype):
+                                emb = train_model(x)
+                            emb = emb.float()
+                            if not sharded:
+                                loss = train_loss(emb, y)
+                        except Exception as exc:
+                            if not dist_on:
+                                raise
+                            failure = exc
+                        if dist_on:
+                            # every rank learns whether all others got this far
+                            ok, loss_sum = _agree(failure is None, loss, device)
+                            if failure is not None:
+                                raise failure
+                            if ok < world:
+                                raise HarnessError(
+                                    f"{world - ok} other rank(s) failed at step {step + 1}; "
+                                    "stopping all ranks (their log holds the error)"
+                                )
+                            if sharded:
+                                loss = train_loss(emb, y)  # collective; the same value on every rank
+                                loss_v = float(loss.detach())
+                            else:
+                                loss_v = loss_sum / world
+                        else:
+                            assert loss is not None
+                            loss_v = float(loss.detach())
+                        if not math.isfinite(loss_v):
                             raise HarnessError(
-                                f"training diverged: loss is {loss.item()} at step {step + 1} "
+                                f"training diverged: loss is {loss_v} at step {step + 1} "
                                 f"(lr {lr:.3g}); lower training.lr or raise warmup_steps"
                             )
                         optimizer.zero_grad(set_to_none=True)
                         scaler.scale(loss).backward()
                         if settings.grad_clip is not None and settings.grad_clip > 0:
                             scaler.unscale_(optimizer)
-                            torch.nn.utils.clip_grad_norm_(
-                                [p for g in optimizer.param_groups for p in g["params"]],
-                                settings.grad_clip,
-                            )
+                            params = [p for g in optimizer.param_groups for p in g["params"]]
+                            if sharded_params:
+                                _clip_sharded(params, sharded_params, settings.grad_clip)
+                            else:
+                                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
                         scaler.step(optimizer)
                         scaler.update()
                         acc = None
-                        if has_logits:
+                        if sharded and hasattr(loss_fn, "batch_accuracy"):
+                            acc = loss_fn.batch_accuracy(emb.detach(), y)
+                        elif has_logits:
                             with torch.no_grad():
                                 acc = float((loss_fn.logits(emb.detach()).argmax(1) == y).float().mean())
                         step += 1
                         position += 1
                         now = time.perf_counter()
-                        ips = len(y) / max(now - t_prev, 1e-9)
+                        ips = len(y) * world / max(now - t_prev, 1e-9)
                         t_prev = now
-                        loss_v = float(loss.detach())
                         for k, v in (("step", step), ("epoch", epoch + 1), ("loss", loss_v),
                                      ("lr", lr), ("accuracy", acc), ("img_per_s", ips)):
                             history[k].append(v)
@@ -504,7 +603,8 @@ class TorchEngine:
                                             img_s=f"{ips:.1f}", refresh=False)
                         if step % settings.checkpoint_every == 0:
                             save(epoch, position)
-                        if t_budget is not None and time.monotonic() - t_start >= t_budget:
+                        if t_budget is not None and _any_rank(
+                                time.monotonic() - t_start >= t_budget, device, dist_on):
                             stopped_by = "time_budget"
                             break
                         if step >= total_steps and position < len(plan):
@@ -523,11 +623,14 @@ class TorchEngine:
                 save(epoch, 0)
                 if step >= total_steps and epoch < settings.epochs:
                     stopped_by = "max_steps"
-            if saved["step"] != step or not last_path.exists():
+            if saved["step"] != step or (is_main and not dist_on and not last_path.exists()):
                 save(epoch, position)
         finally:
             if bar is not None:
                 bar.close()
+            # Tear the DDP wrappers down now, before the runner destroys the
+            # process group (gloo otherwise aborts at exit now and then).
+            del train_model, train_loss
 
         model.eval()
         loss_fn.eval()
@@ -663,6 +766,86 @@ class TorchEngine:
 
 
 # ----------------------------------------------------------------- helpers
+def _distributed_context(rank: int | None, world: int | None) -> tuple[int, int, bool]:
+    """(rank, world, process group initialised) for :meth:`TorchEngine.train`."""
+    import torch.distributed as dist
+
+    on = dist.is_available() and dist.is_initialized()
+    if not on:
+        if (world is not None and world != 1) or (rank is not None and rank != 0):
+            raise ConfigError(
+                f"rank {rank} of world {world} asked for, but no torch.distributed process group is "
+                "initialised: launch distributed training through the torchrun runner "
+                "(harness run --nproc-per-node N)"
+            )
+        return 0, 1, False
+    r, w = dist.get_rank(), dist.get_world_size()
+    if (rank is not None and rank != r) or (world is not None and world != w):
+        raise ConfigError(
+            f"train(rank={rank}, world={world}) does not match the process group (rank {r} of {w})"
+        )
+    return r, w, True
+
+
+def _broadcast_object(obj: Any) -> Any:
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _agree(ok: bool, loss: torch.Tensor | None, device: torch.device) -> tuple[int, float]:
+    """All-reduce (ranks that succeeded, sum of their losses): one tiny collective per step."""
+    import torch.distributed as dist
+
+    value = float(loss.detach()) if (ok and loss is not None) else 0.0
+    t = torch.tensor([1.0 if ok else 0.0, value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return int(round(float(t[0]))), float(t[1])
+
+
+def _any_rank(flag: bool, device: torch.device, dist_on: bool) -> bool:
+    """True when ``flag`` holds on any rank (so all ranks stop together)."""
+    if not dist_on:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _clip_sharded(params: Sequence[nn.Parameter], sharded: Sequence[nn.Parameter], max_norm: float) -> None:
+    """clip_grad_norm_ over replicated ``params`` and rank-local ``sharded``
+    ones: the sharded squared norms are summed over the ranks, so every rank
+    scales by the norm of the whole (unsharded) gradient."""
+    import torch.distributed as dist
+
+    ids = {id(p) for p in sharded}
+    rep_grads = [p.grad for p in params if p.grad is not None and id(p) not in ids]
+    sh_grads = [p.grad for p in sharded if p.grad is not None]
+    dev = (rep_grads or sh_grads)[0].device
+    sq_rep = sum((g.detach().float().pow(2).sum() for g in rep_grads), torch.zeros((), device=dev))
+    sq_sh = sum((g.detach().float().pow(2).sum() for g in sh_grads), torch.zeros((), device=dev))
+    dist.all_reduce(sq_sh, op=dist.ReduceOp.SUM)
+    total = torch.sqrt(sq_rep + sq_sh)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in (*rep_grads, *sh_grads):
+        g.detach().mul_(coef.to(g.dtype))
+
+
+def _to_cpu(value: Any) -> Any:
+    """A state dict with every tensor moved to the CPU (safe to pickle across ranks)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, Mapping):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model) if isinstance(
         model, (nn.DataParallel, nn.parallel.DistributedDataParallel)

@@ -89,7 +89,7 @@ class ConvNetOptions:
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     """
 
-    width: int = 32
+    width: int = 16
     steps: int = 1500
     batch_size: int = 16
     lr: float = 2e-3
@@ -117,7 +117,7 @@ class DeMeshNetOptions:
     Other options as ``multitask_convnet``.
     """
 
-    width: int = 32
+    width: int = 16
     steps: int = 1500
     batch_size: int = 16
     lr: float = 2e-3

@@ -186,8 +186,9 @@ class TorchLiveness:
                             f"checkpoint, expected {self.kind!r}")
         mine = dataclasses.asdict(self.options)
         arch = [k for k in ("size", "width", "binary_head") if k in mine and ck["options"].get(k) != mine[k]]
+        saved = ck["options"]
         if arch:
-            raise DataError(f"{p}: saved with {', '.join(f'{k}={ck['options'].get(k)}' for k in arch)}, "
+            raise DataError(f"{p}: saved with {', '.join(f'{k}={saved.get(k)}' for k in arch)}, "
                             f"but this {self.kind} has {', '.join(f'{k}={mine[k]}' for k in arch)}")
         self.net.load_state_dict(ck["state_dict"])
         self.net.eval()

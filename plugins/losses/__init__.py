@@ -10,6 +10,8 @@ module          names           what
                 cosface,        s * (cos(m1 theta + m2) - m3) on the target
                 am_softmax,
                 combined
+``partial_fc``  partial_fc      the margin softmax with its class centres
+                                sharded across DDP ranks (Partial FC)
 ==============  ==============  ==========================================
 
 Every factory is called as ``factory(options, embedding_size=D,
@@ -32,6 +34,7 @@ from facebench_plugins.losses.options import (
     SoftmaxOptions,
     TripletOptions,
 )
+from facebench_plugins.losses.partial_fc import PartialFCOptions
 
 __all__ = ["register_losses", "specs"]
 
@@ -130,6 +133,23 @@ def specs() -> list[LossSpec]:
             license=_LICENSE,
             meta={"logits": "cosine", "margin": "(m1, m2, m3)",
                   "fallback": "m1 = 1: th/mm as arcface; m1 > 1: SphereFace's (-1)^k cos - 2k"},
+        ),
+        LossSpec(
+            name="partial_fc",
+            summary=(
+                "Margin softmax (ArcFace by default) with the class centres sharded across DDP "
+                "ranks; optional negative-centre sampling."
+            ),
+            factory=f"{_MODULE}.partial_fc:build_partial_fc",
+            framework="torch",
+            options=PartialFCOptions,
+            paper=(
+                "An et al., Partial FC: Training 10 Million Identities on a Single Machine, "
+                "ICCV Workshops 2021; Deng et al., ArcFace, CVPR 2019"
+            ),
+            license=_LICENSE,
+            meta={"logits": "cosine", "margin": "(m1, m2, m3) = (1, 0.5, 0) by default",
+                  "sharded": "C / world centres per rank under torchrun; exact when sample_rate = 1"},
         ),
     ]
 

@@ -161,6 +161,10 @@ def test_fallback_crop_is_centred(template):
 
 
 def test_import_is_numpy_only():
-    code = "import sys, harness.align; bad = {'cv2','torch','dlib','tensorflow','onnxruntime'} & set(sys.modules); print(sorted(bad)); sys.exit(bool(bad))"
+    code = (
+        "import sys, harness.align; "
+        "bad = {'cv2', 'torch', 'dlib', 'tensorflow', 'onnxruntime'} & set(sys.modules); "
+        "print(sorted(bad)); sys.exit(bool(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

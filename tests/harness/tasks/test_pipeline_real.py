@@ -72,3 +72,18 @@ def test_detection_run_on_the_wider_subset(tmp_path, quiet):
     assert res["protocol"]["images"] == 200
     assert res["sections"]["detection"]["speed"]["images_per_s"] > 0
     assert set(res["curves"]["pr"]) == {"easy", "medium", "hard"}
+
+
+def test_single_fold_is_split_into_stratified_subfolds():
+    import numpy as np
+
+    from harness.tasks.recognition import eval_folds
+
+    issame = np.array([True] * 300 + [False] * 300)
+    folds, how = eval_folds(issame, np.zeros(600, int))
+    assert "stratified" in how
+    for k in range(10):
+        assert (issame[folds == k]).sum() == 30 and (~issame[folds == k]).sum() == 30
+    many = np.repeat(np.arange(10), 60)
+    same, how = eval_folds(np.tile(issame[::10], 10), many)
+    assert how == "dataset folds" and (same == many).all()

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from harness.errors import DataError
-from tests.conftest import need_data
 
 pytest.importorskip("dlib")
 
