@@ -111,7 +111,7 @@ def fit(args) -> None:
         if getattr(inp, "uses_identity", False):
             ident = reg.build("backbone", "mobilefacenet", {"weights": "casia"})
         hist = inp.fit(chips, rng_seed=0, steps=args.steps, progress=False, identity_embedder=ident,
-                       workers=args.workers)
+                       workers=args.workers, time_budget=args.time_budget)
         path = inp.save(Path(args.out) / f"{name}.pt")
         print(json.dumps({"inpainter": name, "steps": hist["steps"], "wall_s": round(hist["wall_s"], 1),
                           "device": hist["device"], "loss_first": hist["loss"][:3], "loss_last": hist["loss"][-3:],
@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--fit-from", default="")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--time-budget", type=float, default=None, help="seconds of training per net")
     ap.add_argument("--out", default="reports/weights")
     args = ap.parse_args()
     if args.prepare_train:

@@ -17,6 +17,10 @@ if [ "${1:-}" = "dev" ]; then extras="all,dev"; fi
 "$PY" -m pip install -q -e ".[${extras}]"
 
 if [ "${1:-}" = "dev" ]; then
+  # The reference MTCNN the tests compare against.  --no-deps: its pins
+  # (torch<2.3, torchvision) break modern stacks; the tests stand in for the
+  # one torchvision op it uses.
+  "$PY" -m pip install -q --no-deps "facenet-pytorch==2.6.0"
   # Chromium checks the HTML reports for real (headless).
   if ! command -v chromium >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then

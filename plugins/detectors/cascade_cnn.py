@@ -349,7 +349,7 @@ def train_cascade(wider_images_dir: str | Path, labels_txt: str | Path, out_path
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             net.eval()
             with torch.no_grad():
                 pred = net(_to_tensor(x_all[te], size)).reshape(len(te), -1).argmax(1).numpy()

@@ -4,7 +4,7 @@ Implementations live in sibling modules (``lbp_svm``, ``binary_cnn``,
 ``aux_depth``, ``minifasnet``) and are imported only when selected; this
 package imports no framework, so ``harness list`` stays light.
 
-Every built detector has ``score(images) -> ndarray (N,)``, higher = bona
+Every built model has ``score(images) -> ndarray (N,)``, higher = bona
 fide.  ``meta["input"]`` says what ``images`` are:
 
 * ``"face_crop"``: RGB uint8 face crops aligned to ``meta["alignment"]``

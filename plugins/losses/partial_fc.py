@@ -311,16 +311,18 @@ def _define() -> types.SimpleNamespace:
             ``labels`` is ignored.  Distributed, the shards' columns are
             all-gathered (a collective, and (N, C) memory: for accuracy on a
             batch use :meth:`batch_accuracy`)."""
-            local = self.s * self.cosine(embeddings)
             if not self.distributed:
-                return local
+                return self.s * self.cosine(embeddings)
+            n = embeddings.shape[0]
+            local = self.s * self.cosine(AllGather.apply(embeddings))  # (world * n, C_r)
             width = max(b - a for a, b in (shard_range(self.num_classes, r, self.world)
                                           for r in range(self.world)))
             padded = F.pad(local, (0, width - local.shape[1])).contiguous()
             parts = [torch.empty_like(padded) for _ in range(self.world)]
             dist.all_gather(parts, padded)
             sizes = [b - a for a, b in (shard_range(self.num_classes, r, self.world) for r in range(self.world))]
-            return torch.cat([p[:, :n] for p, n in zip(parts, sizes)], dim=1)
+            full = torch.cat([p[:, :k] for p, k in zip(parts, sizes)], dim=1)
+            return full[self.rank * n:(self.rank + 1) * n]
 
         @torch.no_grad()
         def batch_accuracy(self, embeddings: torch.Tensor, labels: torch.Tensor) -> float:

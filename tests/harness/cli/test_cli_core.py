@@ -88,3 +88,13 @@ def test_doctor_json_reports_frameworks_and_data(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "facebench" in out.stdout
+
+
+def test_train_detector_refuses_untrainable_and_bad_data(capsys, tmp_path):
+    code, _, err = run_cli(["train-detector", "yunet", "--data", "wider=x", "-o", str(tmp_path / "w.pt")], capsys)
+    assert code == 2 and "not trainable" in err
+    code, _, err = run_cli(["train-detector", "cascade_cnn", "--data", "widerx", "-o", str(tmp_path / "w.pt")], capsys)
+    assert code == 2 and "not KEY=PATH" in err
+    code, _, err = run_cli(["train-detector", "cascade_cnn", "--data", f"wider={tmp_path / 'nope'}",
+                            "-o", str(tmp_path / "w.pt")], capsys)
+    assert code == 2 and "does not exist" in err

@@ -1,6 +1,6 @@
 """cascade_cnn: mining from real WIDER annotations, a short training run, detection shapes.
 
-A few dozen steps on 60 of the 200 stretched WIDER val images cannot make a
+Thirty steps per net on 40 of the 200 stretched WIDER val images cannot make a
 good detector; the test checks that training learns (loss falls, the 48-net
 beats chance on held-out crops) and that the trained checkpoint builds a
 detector returning well-formed Detections.
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     images = need_data("wider/images_416")
     labels = need_data("wider/labelv2_val.txt")
     out = tmp_path_factory.mktemp("cascade") / "cascade.pt"
-    meta = train_cascade(images, labels, out, steps=60, limit=60, min_face=20, batch_size=64)
+    meta = train_cascade(images, labels, out, steps=30, limit=40, min_face=20, batch_size=32)
     return out, meta
 
 

@@ -23,7 +23,8 @@ from facebench_plugins.losses.partial_fc import PartialFC, PartialFCOptions, bui
 from harness.specs import OptionError
 
 C, D, N_LOCAL, WORLD = 11, 16, 4, 2
-MARGINS = [dict(m2=0.5), dict(m3=0.35), dict(m1=1.0, m2=0.3, m3=0.2), dict(m1=2.0)]
+MARGINS = [dict(m1=1.0, m2=0.5, m3=0.0), dict(m1=1.0, m2=0.0, m3=0.35), dict(m1=1.0, m2=0.3, m3=0.2),
+           dict(m1=2.0, m2=0.0, m3=0.0)]
 
 
 def _inputs():
@@ -40,7 +41,7 @@ def _reference(margin: dict):
     x.requires_grad_(True)
     loss = ref(x, y)
     loss.backward()
-    return float(loss), x.grad, ref.weight.grad, ref.weight.detach()
+    return float(loss.detach()), x.grad, ref.weight.grad, ref.weight.detach()
 
 
 # ---------------------------------------------------------------- worker
@@ -111,7 +112,7 @@ def test_two_ranks_match_the_unsharded_loss_and_gradients(two_ranks, case):
 
 def test_logits_and_accuracy_see_all_classes(two_ranks):
     torch.manual_seed(0)
-    ref = MarginSoftmaxLoss(D, C, s=32.0, m1=2.0, name="ref").double()  # the last case's centres
+    ref = MarginSoftmaxLoss(D, C, s=32.0, **MARGINS[-1], name="ref").double()  # the last case's centres
     x, y = _inputs()
     full = ref.logits(x)
     for rank, res in enumerate(two_ranks):
@@ -121,7 +122,7 @@ def test_logits_and_accuracy_see_all_classes(two_ranks):
 
 
 def test_sampling_keeps_positives_and_only_lowers_the_loss(two_ranks):
-    full_loss, *_ = _reference(dict(m2=0.5))
+    full_loss, *_ = _reference(MARGINS[0])
     _, y = _inputs()
     for rank, res in enumerate(two_ranks):
         s = res["sampled"]
