@@ -21,6 +21,7 @@ from facebench_plugins.datasets._options import (
     TfrecordOptions,
     VideoOptions,
     WiderOptions,
+    SpoofOptions,
 )
 
 __all__ = ["register_datasets"]
@@ -119,5 +120,13 @@ def register_datasets():
             framework="opencv",
             options=VideoOptions,
             tasks=("train",),
+        ),
+        DatasetSpec(
+            name="spoof",
+            summary="Presentation-attack folder: live/, attack/<species>/, optional train/ dev/ test/ splits (images or videos).",
+            factory=f"{_P}.spoof:build",
+            framework="opencv",
+            options=SpoofOptions,
+            tasks=("liveness",),
         ),
     ]

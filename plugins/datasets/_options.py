@@ -159,3 +159,28 @@ class VideoOptions:
     every: int = 1
     identity: str = ""
     max_frames: int = 0
+
+
+@dataclass(frozen=True)
+class SpoofOptions:
+    """Options of the ``spoof`` dataset.
+
+    :param threshold_rule: how the decision threshold is fixed on the dev
+        split: ``eer`` (APCER = BPCER, the default) or ``bpcer20`` /
+        ``bpcer10`` / ``bpcer100`` (the highest threshold with BPCER <= 1/N).
+    :param video_every: use every N-th frame of a video.
+    :param video_frames: at most this many frames per video (0 = all).
+    :param aligned: alignment template the images are already cropped to
+        (e.g. ``arcface_112``); empty = raw photos that need detection.
+    """
+
+    threshold_rule: Literal["eer", "bpcer20", "bpcer10", "bpcer100"] = "eer"
+    video_every: int = 10
+    video_frames: int = 10
+    aligned: str = ""
+
+    def __post_init__(self) -> None:
+        if self.video_every < 1:
+            raise ValueError(f"video_every must be >= 1, got {self.video_every}")
+        if self.video_frames < 0:
+            raise ValueError(f"video_frames must be >= 0, got {self.video_frames}")

@@ -27,37 +27,13 @@ import numpy as np
 from harness.errors import DataError
 from harness.formats.images import is_image_file, read_image
 from harness.types import Dataset, ImageSet
+from facebench_plugins.datasets._options import SpoofOptions  # noqa: F401  (re-exported)
 
 __all__ = ["LivenessSet", "Spoof", "SpoofOptions", "VIDEO_EXTENSIONS", "build"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 SPLITS = ("train", "dev", "test")
 _SYNTHESIS_FILE = "synthesis.json"  # harness.synth.SYNTHESIS_FILE (not imported: keeps this module light)
-
-
-@dataclass(frozen=True)
-class SpoofOptions:
-    """Options of the ``spoof`` dataset.
-
-    :param threshold_rule: how the decision threshold is fixed on the dev
-        split: ``eer`` (APCER = BPCER, the default) or ``bpcer20`` /
-        ``bpcer10`` / ``bpcer100`` (the highest threshold with BPCER <= 1/N).
-    :param video_every: use every N-th frame of a video.
-    :param video_frames: at most this many frames per video (0 = all).
-    :param aligned: alignment template the images are already cropped to
-        (e.g. ``arcface_112``); empty = raw photos that need detection.
-    """
-
-    threshold_rule: Literal["eer", "bpcer20", "bpcer10", "bpcer100"] = "eer"
-    video_every: int = 10
-    video_frames: int = 10
-    aligned: str = ""
-
-    def __post_init__(self) -> None:
-        if self.video_every < 1:
-            raise ValueError(f"video_every must be >= 1, got {self.video_every}")
-        if self.video_frames < 0:
-            raise ValueError(f"video_frames must be >= 0, got {self.video_frames}")
 
 
 @dataclass
