@@ -50,6 +50,13 @@ def test_default_is_one_trained_combination_on_synthetic():
     assert run.task == "recognition"
     assert dict(run.components) == {"backbone": "mobilefacenet", "loss": "arcface"}
     assert run.train == (DataRef("synthetic"),) and run.eval == (DataRef("synthetic"),)
+    assert run.training.epochs == 12 and run.training.time_budget == 200.0
+    # a setting the user gives wins over the default run's training
+    (run,) = RunConfig(training=TrainSettings(epochs=2)).expand(_registry())
+    assert run.training.epochs == 2 and run.training.time_budget == 200.0
+    # naming components turns the default training off
+    (run,) = RunConfig(backbones=("resnet20",), losses=("arcface",)).expand(_registry())
+    assert run.training == TrainSettings()
 
 
 def test_backbone_by_loss_grid_in_stable_order():
