@@ -24,7 +24,9 @@ SUMMARY="$OUTDIR/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
-if ! "$PY" -c "import harness" 2>/dev/null; then
+# `import harness` succeeds from the repo root even when nothing is installed;
+# the registry needs the entry points, so check for those.
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(0 if any(e.name == 'backbones' for e in m.entry_points(group='facebench')) else 1)" 2>/dev/null; then
   echo "== installing facebench (editable, no deps)"
   "$PY" -m pip install -q --no-deps --no-build-isolation -e . || note "INSTALL FAILED"
 fi
