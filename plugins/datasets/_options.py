@@ -107,13 +107,19 @@ class TfrecordOptions:
 class AttOptions:
     """AT&T / ORL faces: ``s1..s40/1..10.pgm``.
 
-    :param subjects: which subjects, e.g. ``1-30`` (train) or ``31-40`` (test).
-    :param folds: verification folds generated over the chosen subjects.
+    Like ``synthetic``, one dataset gives disjoint identities for training
+    and for verification, so ``--train att=… --eval att=…`` never tests on a
+    person it trained on.
+
+    :param train_subjects: subjects ``train_set()`` returns (default s1-s30).
+    :param test_subjects: subjects the verification pairs are drawn from (s31-s40).
+    :param folds: verification folds generated over the test subjects.
     :param pairs_per_fold: genuine (and as many impostor) pairs per fold.
     :param seed: seed of the generated pairs.
     """
 
-    subjects: str = "1-40"
+    train_subjects: str = "1-30"
+    test_subjects: str = "31-40"
     folds: int = 10
     pairs_per_fold: int = 30
     seed: int = 0
