@@ -125,7 +125,7 @@ def test_max_steps_stops_and_checkpoints(engine, tmp_path):
 def test_time_budget_stops_after_the_current_step(engine, tmp_path):
     out = _train(engine, tmp_path, epochs=1000, time_budget=0.05)
     assert out.stopped_by == "time_budget"
-    assert 1 <= out.steps < 4000
+    assert out.steps >= 1 and out.steps < 4000  # stopped early, after at least one step
     ck = torch.load(out.checkpoint, weights_only=True)
     assert ck["step"] == out.steps and len(ck["history"]["loss"]) == out.steps
 
