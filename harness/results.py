@@ -45,12 +45,12 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from harness.atomic import atomic_output
 from harness.errors import DataError, HarnessError
 from harness.metrics._record import Metric
 
@@ -84,30 +84,11 @@ class ResultsError(HarnessError):
 
 # ----------------------------------------------------------------- atomic IO
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never part.
-
-    The bytes go to a temporary file in the same folder (same file system, so
-    the rename is atomic), are fsynced, and the file is renamed over ``path``
-    with :func:`os.replace`; the folder is fsynced afterwards so the rename
-    survives a crash.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """Write ``data`` to ``path`` so that readers see the old or the new file,
+    never part of one (:func:`harness.atomic.atomic_output`)."""
+    with atomic_output(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -123,19 +104,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """
     text = json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False, allow_nan=False)
     return atomic_write_text(path, text + "\n")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def to_jsonable(obj: Any) -> Any:

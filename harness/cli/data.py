@@ -445,7 +445,7 @@ def video_cmd(video: Path, output: Path, every: int, detector: str, size: int, m
     """
     import cv2
 
-    from harness.formats._atomic import atomic_dir
+    from harness.atomic import atomic_dir
     from harness.formats.images import encode_image
 
     if detector == "none":
@@ -545,7 +545,7 @@ def mesh_cmd(faces_dir: Path, output: Path, seed: int, families: str | None, per
     image.  Deterministic: each image's overlay is seeded by --seed and its
     relative path.  The generator's parameters are described in docs/data.md.
     """
-    from harness.formats._atomic import atomic_dir
+    from harness.atomic import atomic_dir
     from harness.formats.images import encode_image, is_image_file, read_image
     from harness.formats.mesh import MeshParams, mesh_image, sample_mesh
 

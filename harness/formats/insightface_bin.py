@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.errors import DataError
-from harness.formats._atomic import atomic_output
+from harness.atomic import atomic_output
 
 __all__ = ["SafeBinUnpickler", "UnsafePickleError", "load_bin", "loads_bin", "write_bin"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from harness.errors import DataError
-from harness.formats._atomic import atomic_output
+from harness.atomic import atomic_output
 
 __all__ = ["Pair", "PairsFile", "generate_pairs", "parse_pairs", "parse_pairs_text", "write_pairs"]
 

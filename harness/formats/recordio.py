@@ -44,7 +44,7 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 import numpy as np
 
 from harness.errors import DataError
-from harness.formats._atomic import atomic_paths
+from harness.atomic import atomic_paths
 
 __all__ = [
     "IRHeader",

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 import numpy as np
 
 from harness.errors import DataError
-from harness.formats._atomic import atomic_output
+from harness.atomic import atomic_output
 
 __all__ = [
     "TFRecordReader",

@@ -7,14 +7,13 @@ numbers, strings, lists, tuples and dicts only.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from harness.atomic import atomic_output
 from harness.errors import ConfigError, DataError
 
 __all__ = [
@@ -34,33 +33,11 @@ CHECKPOINT_VERSION = 1
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then
-    ``os.replace``: a reader (or a run resumed after a kill) sees the old
-    file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    """``torch.save`` through :func:`harness.atomic.atomic_output`: a reader
+    (or a run resumed after a kill) sees the old file or the new one, never a torn one."""
+    with atomic_output(path, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> Any:

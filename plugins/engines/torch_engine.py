@@ -936,6 +936,7 @@ def _plain(value: Any) -> Any:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    from harness.atomic import atomic_output
+
+    with atomic_output(path, "w") as fh:
+        fh.write(json.dumps(data))

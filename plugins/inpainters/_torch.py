@@ -276,12 +276,12 @@ class TorchInpainter:
 
     # ---------------------------------------------------------- checkpoints
     def save(self, path: str | Path) -> Path:
+        from harness.atomic import atomic_output
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"arch": self.arch, "width": self.options.width, "steps": self.trained_steps,
-                    "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}, tmp)
-        tmp.replace(path)
+        with atomic_output(path, "wb") as fh:
+            torch.save({"arch": self.arch, "width": self.options.width, "steps": self.trained_steps,
+                        "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}, fh)
         return path
 
     def load(self, path: str | Path) -> "TorchInpainter":

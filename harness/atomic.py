@@ -1,4 +1,11 @@
-"""Write-then-rename, so an interrupted writer never leaves a half-written file."""
+"""Write-then-rename, so an interrupted writer never leaves a half-written file.
+
+The one place facebench writes files atomically: results, report pages,
+packed datasets, checkpoints and trained weights all go through here.  A
+temporary file in the target's folder (same file system, so the rename is
+atomic) is fsynced and renamed over the target with :func:`os.replace`; the
+folder is fsynced afterwards so the rename survives a crash.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,27 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_dir", "atomic_output", "atomic_paths"]
+__all__ = ["atomic_dir", "atomic_output", "atomic_paths", "fsync_dir"]
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """fsync a folder so a rename inside it is durable (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _default_mode(path: str | os.PathLike, directory: bool = False) -> None:
@@ -30,7 +51,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     _default_mode(tmp)
     try:
         with os.fdopen(fd, mode) as fh:
@@ -42,6 +63,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_dir(target.parent)
 
 
 @contextlib.contextmanager
@@ -56,7 +78,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     try:
         for t in targets:
             t.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".part", dir=t.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".tmp", dir=t.parent)
             os.close(fd)
             _default_mode(tmp)
             temps.append(Path(tmp))

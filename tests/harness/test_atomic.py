@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.formats._atomic import atomic_dir, atomic_output, atomic_paths
+from harness.atomic import atomic_dir, atomic_output, atomic_paths
 from harness.formats.insightface_bin import write_bin
 from harness.formats.tfrecord import write_tfrecord
 
