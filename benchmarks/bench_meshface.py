@@ -3,17 +3,23 @@
     python benchmarks/bench_meshface.py --folds 2 --inpainters telea navier_stokes
     python benchmarks/bench_meshface.py --folds 2 --inpainters demeshnet \
         --weights demeshnet=reports/weights/demeshnet.pt
-    python benchmarks/bench_meshface.py --prepare-train OUT.npz --folds 2   # training chips
+    python benchmarks/bench_meshface.py --folds 10 --prepare-train CHIPS/   # training chips
+    python benchmarks/bench_meshface.py --fit-from CHIPS/ --inpainters demeshnet --out W/  # e.g. on a GPU
+    python benchmarks/bench_meshface.py --folds 10 --inpainters demeshnet \
+        --weights demeshnet=W/demeshnet-folds0-1-2-3-4.pt,W/demeshnet-folds5-6-7-8-9.pt
 
 Each inpainter is one `harness run --inpainter X --recognizer dlib_resnet
 --eval lfw=PATH --eval-folds 0 ... ` (so the numbers are those of the
 harness itself); the script then prints a table from the runs' results.json.
 Clean and meshed embeddings and face locations are cached under
 REPORTS/cache, so only the restored crops are embedded for the second and
-later inpainters.  --prepare-train writes the aligned 150x150 dlib chips of
-LFW images whose identities are in none of the evaluated folds (JPEG bytes in
-an .npz) for training the nets elsewhere (e.g. on a GPU) with
-benchmarks/bench_meshface.py --fit.
+later inpainters.  --prepare-train writes, for each model the harness would
+train (one; or, when the evaluated folds leave too few LFW identities, one per
+cross-fit group of folds), the aligned 150x150 dlib chips of the LFW images
+whose identities are outside that model's folds (JPEG bytes in an .npz, with
+the training identities), for training the nets elsewhere (e.g. on a GPU)
+with --fit-from; the checkpoints record those identities, and `harness run`
+checks that no evaluated pair is restored by a model that saw its people.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def prepare_train(args) -> None:
+    """Training chips for each model the harness would train (one, or one per cross-fit fold group)."""
     import cv2
     import numpy as np
 
@@ -70,7 +77,7 @@ def prepare_train(args) -> None:
     from harness.registry import get_registry
     from harness.results import RunStore
     from harness.tasks import TaskContext
-    from harness.tasks.inpainting import _load_pairs, aligned_faces
+    from harness.tasks.inpainting import _load_pairs, _norm, aligned_faces, fold_identities, plan_training
 
     reg = get_registry()
     spec = RunSpec("inpainting", {"inpainter": "telea", "recognizer": "dlib_resnet"}, (),
@@ -78,44 +85,66 @@ def prepare_train(args) -> None:
     run = RunStore(args.reports).create("prepare-train", "prep000000")
     ctx = TaskContext(reg, run, Path(args.reports) / "cache", progress=True)
     pairs, _ = _load_pairs(ctx, spec)
-    used = {pairs.images.identities[int(l)].lower() for l in pairs.images.labels[np.unique(pairs.pairs.ravel())]}
-    train = reg.build("dataset", "imagefolder", {}, path=str(Path(args.lfw) / "lfw_funneled")).train_set()
-    cand = np.array([i for i, l in enumerate(train.labels) if train.identities[l].lower() not in used])
-    cand = cand[np.linspace(0, len(cand) - 1, min(args.train_images, len(cand))).astype(int)]
+    by_fold = fold_identities(pairs)
+    train = reg.build("dataset", "mesh", {}, path=args.lfw).train_set()
+    tid = np.array([_norm(train.identities[l]) for l in train.labels], dtype=object)
+    groups, mode = plan_training(by_fold, tid)
+    print(mode)
     rec = reg.build("recognizer", "dlib_resnet", {})
-    faces = aligned_faces(ctx, spec, train, cand, rec, reg.get("recognizer", "dlib_resnet"), desc="train chips")
-    blobs = [np.frombuffer(cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR),
-                                        [cv2.IMWRITE_JPEG_QUALITY, 95])[1], np.uint8) for c in faces.crops]
-    arr = np.empty(len(blobs), object)
-    arr[:] = blobs
-    np.savez(args.prepare_train, jpeg=arr, fallback=faces.fallback, excluded=np.array(sorted(used)))
-    print(f"wrote {len(blobs)} training chips of {len(np.unique(train.labels[cand]))} identities "
-          f"(excluded {len(used)} evaluated identities) to {args.prepare_train}")
+    out = Path(args.prepare_train)
+    out.mkdir(parents=True, exist_ok=True)
+    for g in groups:
+        banned = set().union(*(by_fold[f] for f in g))
+        cand = np.flatnonzero([n not in banned for n in tid])
+        cand = cand[np.linspace(0, len(cand) - 1, min(args.train_images, len(cand))).astype(int)]
+        faces = aligned_faces(ctx, spec, train, cand, rec, reg.get("recognizer", "dlib_resnet"), desc="train chips")
+        blobs = [np.frombuffer(cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR),
+                                            [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality])[1], np.uint8)
+                 for c in faces.crops]
+        arr = np.empty(len(blobs), object)
+        arr[:] = blobs
+        path = out / f"folds{'-'.join(map(str, g))}.npz"
+        np.savez(path, jpeg=arr, fallback=faces.fallback, folds=np.array(g),
+                 train_identities=np.array(sorted(set(tid[cand]))), excluded=np.array(sorted(banned)))
+        print(f"{path}: {len(blobs)} training chips of {len(set(tid[cand]))} identities "
+              f"(none of the {len(banned)} identities of folds {list(g)}), {path.stat().st_size / 1e6:.1f} MB")
 
 
 def fit(args) -> None:
-    """Train one net from --prepare-train chips (runs anywhere torch runs, e.g. a GPU)."""
+    """Train the nets from --prepare-train chips (runs anywhere torch runs, e.g. a GPU).
+
+    --fit-from takes one .npz or the folder of them; weights go to
+    OUT/NAME-foldsA-B-....pt with the chips' training identities recorded, ready for
+    --weights NAME=A.pt,B.pt.
+    """
     import cv2
     import numpy as np
 
     from harness.registry import get_registry
 
-    z = np.load(args.fit_from, allow_pickle=True)
-    chips = [cv2.cvtColor(cv2.imdecode(b, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for b in z["jpeg"]]
+    src = Path(args.fit_from)
+    files = sorted(src.glob("folds*.npz")) if src.is_dir() else [src]
     reg = get_registry()
-    for name in args.inpainters:
-        opts = dict(o.split("=", 1) for o in args.option if o.startswith(name + "."))
-        opts = {k.split(".", 1)[1]: v for k, v in opts.items()}
-        inp = reg.build("inpainter", name, opts)
-        ident = None
-        if getattr(inp, "uses_identity", False):
-            ident = reg.build("backbone", "mobilefacenet", {"weights": "casia"})
-        hist = inp.fit(chips, rng_seed=0, steps=args.steps, progress=False, identity_embedder=ident,
-                       workers=args.workers, time_budget=args.time_budget)
-        path = inp.save(Path(args.out) / f"{name}.pt")
-        print(json.dumps({"inpainter": name, "steps": hist["steps"], "wall_s": round(hist["wall_s"], 1),
-                          "device": hist["device"], "loss_first": hist["loss"][:3], "loss_last": hist["loss"][-3:],
-                          "terms_last": {k: v[-1] for k, v in hist["terms"].items()}, "weights": str(path)}))
+    for file in files:
+        z = np.load(file, allow_pickle=True)
+        chips = [cv2.cvtColor(cv2.imdecode(b, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for b in z["jpeg"]]
+        for name in args.inpainters:
+            opts = dict(o.split("=", 1) for o in args.option if o.startswith(name + "."))
+            opts = {k.split(".", 1)[1]: v for k, v in opts.items()}
+            inp = reg.build("inpainter", name, opts)
+            ident = None
+            if getattr(inp, "uses_identity", False):
+                ident = reg.build("backbone", "mobilefacenet", {"weights": "casia"})
+            hist = inp.fit(chips, rng_seed=0, steps=args.steps, progress=False, identity_embedder=ident,
+                           workers=args.workers, time_budget=args.time_budget)
+            inp.train_identities = frozenset(str(n) for n in z["train_identities"])
+            path = inp.save(Path(args.out) / f"{name}-{file.stem}.pt")
+            print(json.dumps({"inpainter": name, "chips": file.name, "images": len(chips), "steps": hist["steps"],
+                              "wall_s": round(hist["wall_s"], 1), "img_per_s": round(hist["img_per_s"], 1),
+                              "device": hist["device"], "loss_first": hist["loss"][:3],
+                              "loss_last": hist["loss"][-3:], "lr_last": hist["lr"][-1],
+                              "terms_last": {k: v[-1] for k, v in hist["terms"].items()}, "weights": str(path)}),
+                  flush=True)
 
 
 def main() -> None:
@@ -126,8 +155,9 @@ def main() -> None:
     ap.add_argument("--reports", default="reports/bench_meshface")
     ap.add_argument("--weights", nargs="*", default=[], help="NAME=PATH of trained inpainter weights")
     ap.add_argument("-o", "--option", action="append", default=[], help="COMPONENT.KEY=VALUE")
-    ap.add_argument("--prepare-train", default="")
-    ap.add_argument("--train-images", type=int, default=1500)
+    ap.add_argument("--prepare-train", default="", help="folder for the training chips of each model")
+    ap.add_argument("--train-images", type=int, default=3000, help="chips per model (the harness's cap)")
+    ap.add_argument("--jpeg-quality", type=int, default=92)
     ap.add_argument("--fit-from", default="")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=0)

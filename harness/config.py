@@ -329,7 +329,7 @@ class RunConfig:
 
         * backbone x loss (x detector) -> recognition runs that train;
         * recognizer (x detector) -> recognition runs with a pretrained model;
-        * inpainter x recognizer (x detector) -> inpainting runs;
+        * inpainter x (recognizer or backbone with weights) (x detector) -> inpainting runs;
         * liveness (x detector) -> liveness runs;
         * detector alone -> detection runs;
         * nothing -> the default: ``mobilefacenet`` x ``arcface`` on ``synthetic``.
@@ -354,7 +354,16 @@ class RunConfig:
                 comps = {**comps, "detector": det}
             combos.append((task, comps))
 
-        for b, d in itertools.product(backbones, dets):
+        if cfg.inpainters and backbones:
+            # an inpainting run's backbone is its recognizer: pretrained weights, nothing to train
+            unweighted = [b for b in backbones if not cfg.options.get(b, {}).get("weights")]
+            if unweighted or cfg.losses:
+                raise ConfigError(
+                    "with --inpainter, a --backbone is the verification model of the meshface protocol and needs "
+                    f"weights (e.g. -o {(unweighted or backbones)[0]}.weights=PATH or a named variant such as "
+                    "mobilefacenet.weights=casia) and no --loss; --train trains the inpainter"
+                    + (f"; no weights for {unweighted}" if unweighted else f"; drop --loss {list(cfg.losses)}"))
+        for b, d in itertools.product(backbones if not cfg.inpainters else (), dets):
             if cfg.options.get(b, {}).get("weights") and not cfg.train:
                 # pretrained weights and nothing to train on: evaluate as is
                 with_det("recognition", {"backbone": b}, d)
@@ -362,8 +371,9 @@ class RunConfig:
             for l in losses:
                 with_det("recognition", {"backbone": b, "loss": l}, d)
         if cfg.inpainters:
-            for i, r, d in itertools.product(cfg.inpainters, cfg.recognizers or (None,), dets):
-                comps = {"inpainter": i} | ({"recognizer": r} if r else {})
+            verifiers = [("recognizer", r) for r in cfg.recognizers] + [("backbone", b) for b in backbones]
+            for i, v, d in itertools.product(cfg.inpainters, verifiers or [None], dets):
+                comps = {"inpainter": i} | ({v[0]: v[1]} if v else {})
                 with_det("inpainting", comps, d)
         else:
             for r, d in itertools.product(cfg.recognizers, dets):

@@ -74,40 +74,81 @@ def locate_faces(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> FaceLocations:
-    """Detect and choose one face in each of ``images[indices]`` (cached)."""
+    """Detect and choose one face in each of ``images[indices]`` (cached).
+
+    The cache is one store per (detector, options, face policy) holding a
+    row per image key, so any subset of images — the evaluated folds, a
+    training split, another run's images — reuses what was detected before
+    and only detects what is missing.  Keys that are absolute file paths are
+    shared by every dataset; other keys (record numbers, ``file#index``) are
+    scoped to their dataset's source.
+    """
+    import os
+
     detector_options = dict(detector_options or {})
-    keys = [images.keys[i] for i in indices]
-    key = fingerprint("faces", detector, detector_options, policy, keys)
-    cache = Path(cache_dir) / f"faces-{detector}-{key}.npz" if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            return FaceLocations(z["boxes"], z["landmarks"], z["found"], z["faces_per_image"])
-    det = registry.build("detector", detector, detector_options)
+    keys = [str(images.keys[i]) for i in indices]
+    shared = all(os.path.isabs(k) and "#" not in k for k in keys)
+    scope = None if shared else [images.info.get("format"), images.info.get("source"), len(images)]
+    store = (Path(cache_dir) / f"faces-{detector}-{fingerprint('faces-store', detector, detector_options, policy, scope)}.npz"
+             if cache_dir else None)
+    cached = _read_store(store)
     n = len(indices)
     boxes = np.full((n, 4), np.nan, np.float32)
     lms = np.full((n, 5, 2), np.nan, np.float32)
     found = np.zeros(n, bool)
     counts = np.zeros(n, np.int64)
-    for j in progress_iter(range(n), f"detect ({detector})", progress):
-        img = images.load(int(indices[j]))
-        d = det.detect(img)
-        counts[j] = len(d)
-        k = choose_face(d, img.shape, policy=policy)
-        if k is None:
-            continue
-        found[j] = True
-        boxes[j] = d.boxes[k]
-        if d.landmarks is not None:
-            lms[j] = d.landmarks[k]
-    out = FaceLocations(boxes, lms, found, counts)
-    if cache is not None:
-        from harness.results import atomic_write_bytes
-        import io
+    missing = []
+    for j, k in enumerate(keys):
+        row = cached.get(k)
+        if row is None:
+            missing.append(j)
+        else:
+            boxes[j], lms[j], found[j], counts[j] = row
+    if missing:
+        det = registry.build("detector", detector, detector_options)
+        for j in progress_iter(missing, f"detect ({detector})", progress):
+            img = images.load(int(indices[j]))
+            d = det.detect(img)
+            counts[j] = len(d)
+            k = choose_face(d, img.shape, policy=policy)
+            if k is None:
+                continue
+            found[j] = True
+            boxes[j] = d.boxes[k]
+            if d.landmarks is not None:
+                lms[j] = d.landmarks[k]
+        if store is not None:
+            for j in missing:
+                cached[keys[j]] = (boxes[j], lms[j], found[j], counts[j])
+            _write_store(store, cached)
+    return FaceLocations(boxes, lms, found, counts)
 
-        buf = io.BytesIO()
-        np.savez(buf, boxes=boxes, landmarks=lms, found=found, faces_per_image=counts)
-        atomic_write_bytes(cache, buf.getvalue())
-    return out
+
+def _read_store(path: Path | None) -> dict[str, tuple]:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path) as z:
+            return {str(k): (b, lm, bool(f), int(c)) for k, b, lm, f, c in
+                    zip(z["keys"], z["boxes"], z["landmarks"], z["found"], z["faces_per_image"])}
+    except (OSError, ValueError, KeyError, EOFError):  # a damaged cache is recomputed, never trusted
+        return {}
+
+
+def _write_store(path: Path, rows: dict[str, tuple]) -> None:
+    import io
+
+    from harness.atomic import atomic_output
+
+    ks = sorted(rows)
+    buf = io.BytesIO()
+    np.savez(buf, keys=np.array(ks, dtype=str),
+             boxes=np.array([rows[k][0] for k in ks], np.float32).reshape(-1, 4),
+             landmarks=np.array([rows[k][1] for k in ks], np.float32).reshape(-1, 5, 2),
+             found=np.array([rows[k][2] for k in ks], bool),
+             faces_per_image=np.array([rows[k][3] for k in ks], np.int64))
+    with atomic_output(path, "wb") as fh:
+        fh.write(buf.getvalue())
 
 
 def resize_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -21,13 +21,24 @@ Protocol (stated in every report):
   and of meshed vs clean (the floor), on the aligned crops the recognizer
   sees, averaged over pairs.
 * Verification: clean-clean, clean-meshed and clean-restored pairs scored
-  with the recognizer; 10-fold accuracy (threshold on the other folds),
+  with the recognizer (``dlib_resnet`` by default; ``--recognizer`` or a
+  ``--backbone`` with weights, e.g. ``mobilefacenet.weights=casia``, with its
+  own alignment and cosine scores); 10-fold accuracy (threshold on the other folds),
   TAR@FAR = 1e-3 (strict rule) and EER for each.
-* Training (``--train NAME=PATH``, trainable inpainters): the training
-  set's images whose identity name appears in any evaluated pair are
-  dropped (names compared case-insensitively); at most
-  ``MAX_TRAIN_IMAGES`` of the rest, evenly spaced, are aligned like the
-  evaluation faces and meshed on the fly by the inpainter's ``fit``.
+* Training (``--train NAME=PATH``, trainable inpainters): no pair is ever
+  restored by a model that saw one of its identities in training (names
+  compared case-insensitively).  When the training set minus every
+  evaluated identity still holds ``MIN_TRAIN_IMAGES`` images, one model is
+  trained on them.  Otherwise — training on LFW itself while evaluating all
+  of View 2 — the evaluated folds are **cross-fitted**, LFW's own 10-fold
+  rule coarsened to ``CROSS_FIT_GROUPS`` groups of folds: for each group a
+  fresh model is trained on the images of identities outside that group
+  and restores that group's pairs only.  At most ``MAX_TRAIN_IMAGES`` images
+  per model, evenly spaced, are aligned like the evaluation faces and meshed
+  on the fly by the inpainter's ``fit``.  Checkpoints record their training
+  identities; weights given with ``-o NAME.weights=A.pt,B.pt`` are checked
+  against the evaluated identities the same way (each fold is restored by the
+  first checkpoint that never saw its identities; none: an error).
 """
 
 from __future__ import annotations
@@ -46,7 +57,8 @@ if TYPE_CHECKING:
     from harness.tasks import TaskContext
     from harness.types import ImageSet, PairSet
 
-__all__ = ["DEFAULT_DETECTOR", "DEFAULT_RECOGNIZER", "MAX_TRAIN_IMAGES", "MESH_SEED", "PROTOCOL", "run",
+__all__ = ["CROSS_FIT_GROUPS", "DEFAULT_DETECTOR", "DEFAULT_RECOGNIZER", "MAX_TRAIN_IMAGES", "MESH_SEED",
+           "MIN_TRAIN_IMAGES", "PROTOCOL", "fold_groups", "fold_identities", "plan_training", "run",
            "subset_pairs"]
 
 PROTOCOL = "meshface"
@@ -54,6 +66,8 @@ MESH_SEED = 20160601
 DEFAULT_RECOGNIZER = "dlib_resnet"
 DEFAULT_DETECTOR = "dlib_hog"
 MAX_TRAIN_IMAGES = 3000
+MIN_TRAIN_IMAGES = 200
+CROSS_FIT_GROUPS = 2
 N_SAMPLES = 4
 CONDITIONS = ("clean", "meshed", "restored")
 
@@ -134,6 +148,52 @@ def aligned_faces(ctx: "TaskContext", spec: "RunSpec", images: "ImageSet", indic
     return _Faces(crops, ~faces.found, detector, "dlib_chip (5-point shape predictor, 150x150)")
 
 
+@dataclasses.dataclass(frozen=True)
+class _VerifierInfo:
+    """What the protocol needs to know of a backbone used as the verification model."""
+
+    input_size: tuple[int, int]
+    alignment: str
+    distance: str = "cosine"
+
+
+class _BackboneVerifier:
+    """A backbone with weights (``-o NAME.weights=...``) as the meshface recognizer: its own
+    alignment, input size, normalisation and flip rule, cosine scores."""
+
+    def __init__(self, ctx: "TaskContext", spec: "RunSpec", name: str) -> None:
+        from harness.tasks.recognition import _effective_backbone
+
+        reg = ctx.registry
+        bspec = reg.get("backbone", name)
+        eff = _effective_backbone(bspec, bspec.make_options(spec.options.get(name)))
+        self.run_spec = dataclasses.replace(bspec, input_size=eff["input_size"], mean=eff["mean"], std=eff["std"],
+                                            alignment=eff["alignment"], embedding_size=eff["embedding_size"])
+        self.flip = "concat" if eff["flip_concat"] else None
+        self.alignment = eff["alignment"]
+        self.device = spec.training.device
+        self.engine = reg.build("engine", bspec.framework)
+        self.model = reg.build("backbone", name, spec.options.get(name))
+        self.info = _VerifierInfo(tuple(eff["input_size"]), eff["alignment"])
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return self.engine.embed(self.model, list(crops), backbone_spec=self.run_spec, flip=self.flip, batch_size=64,
+                                 device=self.device)
+
+
+def _verifier(ctx: "TaskContext", spec: "RunSpec") -> tuple[str, Any, Any]:
+    """(name, model with ``embed``, spec-like with input_size / alignment / distance)."""
+    if "backbone" in spec.components:
+        name = spec.components["backbone"]
+        if not (spec.options.get(name) or {}).get("weights"):
+            raise ConfigError(f"backbone {name!r} verifies the meshface pairs only with weights: "
+                              f"-o {name}.weights=PATH (or a named variant such as mobilefacenet.weights=casia)")
+        ver = _BackboneVerifier(ctx, spec, name)
+        return name, ver, ver.info
+    name = spec.components.get("recognizer", DEFAULT_RECOGNIZER)
+    return name, ctx.registry.build("recognizer", name, spec.options.get(name)), ctx.registry.get("recognizer", name)
+
+
 def _embed_cached(ctx: "TaskContext", key: str, rec: Any, crops: Sequence[np.ndarray], desc: str) -> np.ndarray:
     path = Path(ctx.cache_dir) / f"inpaint-emb-{key}.npz" if ctx.cache_dir else None
     if path is not None and path.is_file():
@@ -153,49 +213,163 @@ def _embed_cached(ctx: "TaskContext", key: str, rec: Any, crops: Sequence[np.nda
 
 
 # --------------------------------------------------------------- training
-def _train(ctx: "TaskContext", spec: "RunSpec", inp: Any, ispec: Any, iname: str, pairs: "PairSet",
-           rec: Any, rspec: Any) -> dict:
+def _norm(name: Any) -> str:
+    return str(name).strip().lower()
+
+
+def fold_identities(pairs: "PairSet") -> dict[int, set[str]]:
+    """The (lower-cased) identity names of each evaluated fold's pairs."""
+    names = pairs.images.identities
+    out: dict[int, set[str]] = {}
+    for f in np.unique(pairs.folds).tolist():
+        idx = np.unique(pairs.pairs[pairs.folds == f].ravel())
+        out[int(f)] = {_norm(names[int(lab)]) for lab in np.unique(pairs.images.labels[idx])
+                       if 0 <= lab < len(names)}
+    return out
+
+
+def fold_groups(folds: Sequence[int], k: int) -> list[tuple[int, ...]]:
+    """``folds`` (sorted) split into ``k`` contiguous groups of near-equal size."""
+    folds = sorted(int(f) for f in folds)
+    return [tuple(int(f) for f in g) for g in np.array_split(np.asarray(folds), min(k, len(folds))) if len(g)]
+
+
+def plan_training(by_fold: dict[int, set[str]], train_names: Sequence[str],
+                  floor: int = MIN_TRAIN_IMAGES) -> tuple[list[tuple[int, ...]], str]:
+    """The fold groups to train one model each for, and the rule stated in the report.
+
+    One model for all evaluated folds when at least ``floor`` training images
+    remain after dropping every evaluated identity (or only one fold is
+    evaluated); otherwise ``CROSS_FIT_GROUPS`` cross-fitted models.
+    """
+    every = set().union(*by_fold.values()) if by_fold else set()
+    outside = sum(1 for n in train_names if n not in every)
+    if outside >= floor or len(by_fold) < 2:
+        return [tuple(sorted(by_fold))], "one model; every evaluated identity dropped from training"
+    groups = fold_groups(list(by_fold), CROSS_FIT_GROUPS)
+    return groups, (f"cross-fitted: {len(groups)} models, each trained without the identities of its group of "
+                    f"folds and restoring only that group's pairs ({outside} training images lie outside every "
+                    f"evaluated identity, fewer than {floor})")
+
+
+@dataclasses.dataclass
+class _Model:
+    inpainter: Any
+    folds: tuple[int, ...]
+    source: str
+    train_identities: frozenset[str] | None
+
+
+def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "PairSet",
+           rec: Any, rspec: Any) -> tuple[list[_Model], dict]:
     from harness.tasks.recognition import open_dataset
 
     ref = spec.train[0]
+    if "," in str((spec.options.get(iname) or {}).get("weights") or ""):
+        raise ConfigError(f"{iname}.weights: --train fine-tunes one checkpoint; several (comma-separated) are "
+                          "for evaluation only")
     train = open_dataset(ctx, ref, spec.options.get(ref.name)).train_set()
-    names = pairs.images.identities
-    used = np.unique(pairs.images.labels[np.unique(pairs.pairs.ravel())])
-    eval_names = {str(names[int(label)]).strip().lower() for label in used if 0 <= label < len(names)}
     tnames = train.identities
-    keep = np.array([not (0 <= lab < len(tnames) and str(tnames[lab]).strip().lower() in eval_names)
-                     for lab in train.labels.tolist()], bool)
-    cand = np.flatnonzero(keep)
-    if len(cand) < 2:
-        raise DataError(f"training data {ref}: {len(train)} images, {int(keep.sum())} left after dropping the "
-                        f"{len(eval_names)} identities of the evaluated pairs; give identities disjoint from them")
+    tid = np.array([_norm(tnames[lab]) if 0 <= lab < len(tnames) else "" for lab in train.labels.tolist()],
+                   dtype=object)
+    by_fold = fold_identities(pairs)
     cap = int(ctx.extra.get("max_train_images") or MAX_TRAIN_IMAGES)
-    if len(cand) > cap:
-        cand = cand[np.linspace(0, len(cand) - 1, cap).astype(int)]
-    faces = aligned_faces(ctx, spec, train, cand, rec, rspec, desc="align (train)")
+    groups, mode = plan_training(by_fold, tid, MIN_TRAIN_IMAGES)
+    if len(groups) > 1:
+        ctx.log(f"{ref}: too few images left after dropping every evaluated identity; cross-fitting "
+                f"{len(groups)} models over the fold groups {groups}")
     identity = None
     meta_id = ispec.meta.get("identity_backbone")
-    if meta_id and getattr(inp, "uses_identity", False):
-        identity = ctx.registry.build("backbone", meta_id["name"], dict(meta_id.get("options", {})))
-    steps = spec.training.max_steps or getattr(inp.options, "steps", None)
-    ctx.log(f"training {iname} on {len(cand)} clean faces of {ref} ({len(train) - int(keep.sum())} images "
-            f"of evaluated identities dropped), {steps} steps")
-    hist = inp.fit(faces.crops, rng_seed=spec.seed, steps=steps, progress=ctx.progress,
-                   identity_embedder=identity, time_budget=spec.training.time_budget)
-    ckpt = inp.save(ctx.run_dir.checkpoint_dir / f"{iname}.pt")
-    return {
-        "section": {
-            "dataset": str(ref), "images": int(len(cand)), "identities": int(len(np.unique(train.labels[cand]))),
-            "dropped_eval_identity_images": int(len(train) - int(keep.sum())),
-            "rule": "images of identities named in any evaluated pair are dropped (case-insensitive names); "
-                    f"at most {cap} of the rest, evenly spaced",
-            "fallbacks": int(faces.fallback.sum()), "steps": hist["steps"], "wall_s": round(hist["wall_s"], 2),
-            "device": hist["device"], "img_per_s": round(hist["img_per_s"], 2), "checkpoint": str(ckpt),
-            "identity_network": meta_id["note"] if identity is not None else None,
-            "synthetic": bool(train.synthetic),
-        },
-        "curve": {"step": hist["step"], "loss": hist["loss"], "lr": hist["lr"]},
+    models, infos, curve = [], [], None
+    for g in groups:
+        banned = set().union(*(by_fold[f] for f in g))
+        keep = np.array([n not in banned for n in tid], bool)
+        cand = np.flatnonzero(keep)
+        if len(cand) < 2:
+            raise DataError(f"training data {ref}: {len(train)} images, {len(cand)} left after dropping the "
+                            f"{len(banned)} identities of the evaluated folds {list(g)}; give identities disjoint "
+                            "from them (another dataset, or evaluate fewer folds with --eval-folds)")
+        if len(cand) > cap:
+            cand = cand[np.linspace(0, len(cand) - 1, cap).astype(int)]
+        faces = aligned_faces(ctx, spec, train, cand, rec, rspec, desc="align (train)")
+        inp = ctx.registry.build("inpainter", iname, spec.options.get(iname))
+        if meta_id and getattr(inp, "uses_identity", False) and identity is None:
+            identity = ctx.registry.build("backbone", meta_id["name"], dict(meta_id.get("options", {})))
+        steps = spec.training.max_steps or getattr(inp.options, "steps", None)
+        label = "" if len(groups) == 1 else f" for folds {list(g)}"
+        ctx.log(f"training {iname}{label} on {len(cand)} clean faces of {ref} ({len(train) - int(keep.sum())} "
+                f"images of evaluated identities dropped), {steps} steps")
+        hist = inp.fit(faces.crops, rng_seed=spec.seed, steps=steps, progress=ctx.progress,
+                       identity_embedder=identity, time_budget=spec.training.time_budget)
+        names = frozenset(str(n) for n in np.unique(tid[cand]))
+        inp.train_identities = names
+        fname = f"{iname}.pt" if len(groups) == 1 else f"{iname}-folds{'-'.join(map(str, g))}.pt"
+        ckpt = inp.save(ctx.run_dir.checkpoint_dir / fname)
+        models.append(_Model(inp, g, f"trained here: {fname}", names))
+        curve = curve or {"step": hist["step"], "loss": hist["loss"], "lr": hist["lr"]}
+        infos.append({"folds": list(g), "images": int(len(cand)), "identities": len(names),
+                      "dropped_eval_identity_images": int(len(train) - int(keep.sum())),
+                      "fallbacks": int(faces.fallback.sum()), "steps": hist["steps"],
+                      "wall_s": round(hist["wall_s"], 2), "device": hist["device"],
+                      "img_per_s": round(hist["img_per_s"], 2), "checkpoint": str(ckpt)})
+    first = infos[0]
+    section = {
+        "dataset": str(ref), "mode": mode,
+        "rule": "no pair is restored by a model trained on one of its identities (case-insensitive names); "
+                f"at most {cap} training images per model, evenly spaced",
+        **({k: v for k, v in first.items() if k != "folds"} if len(infos) == 1 else {
+            "images": sum(i["images"] for i in infos), "steps": first["steps"], "device": first["device"],
+            "wall_s": round(sum(i["wall_s"] for i in infos), 2),
+            "models": "; ".join(f"folds {i['folds']}: {i['images']} images of {i['identities']} identities, "
+                                f"{i['steps']} steps, {i['wall_s']} s -> {Path(i['checkpoint']).name}"
+                                for i in infos)}),
+        "identity_network": meta_id["note"] if identity is not None else None,
+        "synthetic": bool(train.synthetic),
     }
+    return models, {"section": section, "curve": curve, "models": infos}
+
+
+def _given_models(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str,
+                  pairs: "PairSet") -> tuple[list[_Model], str | None]:
+    """The inpainter(s) to evaluate without training: one built from the options, or one per
+    checkpoint of ``-o NAME.weights=A.pt,B.pt``, each fold assigned to a checkpoint that never saw its
+    identities."""
+    opts = dict(spec.options.get(iname) or {})
+    paths = [w.strip() for w in str(opts.get("weights") or "").split(",") if w.strip()]
+    folds = sorted(int(f) for f in np.unique(pairs.folds).tolist())
+    if len(paths) <= 1:
+        inp = ctx.registry.build("inpainter", iname, opts)
+        seen = getattr(inp, "train_identities", None)
+        models = [_Model(inp, tuple(folds), f"weights {paths[0]}" if paths else "as built",
+                         frozenset(seen) if seen is not None else None)]
+    else:
+        models = []
+        for path in paths:
+            inp = ctx.registry.build("inpainter", iname, {**opts, "weights": path})
+            seen = getattr(inp, "train_identities", None)
+            models.append(_Model(inp, (), f"weights {path}", frozenset(seen) if seen is not None else None))
+    if not ispec.trainable or not paths:
+        return models, None
+    by_fold = fold_identities(pairs)
+    unknown = [m.source for m in models if m.train_identities is None]
+    if unknown:
+        if len(models) > 1:
+            raise ConfigError(f"{iname}: {', '.join(unknown)} record no training identities, so the folds cannot "
+                              "be assigned to them; give one checkpoint, or checkpoints written by facebench")
+        return models, "training identities not recorded in the weights: disjointness from the evaluated pairs unchecked"
+    assigned: dict[int, list[int]] = {}
+    for f in folds:
+        j = next((j for j, m in enumerate(models) if not (m.train_identities & by_fold[f])), None)
+        if j is None:
+            worst = min(len(m.train_identities & by_fold[f]) for m in models)
+            raise ConfigError(
+                f"{iname}: every checkpoint given was trained on identities of LFW fold {f} (at least {worst} of "
+                f"its {len(by_fold[f])}); restoring those pairs would overstate the inpainter. Evaluate other folds "
+                "(--eval-folds), or give a checkpoint trained without them (harness run --train ... writes "
+                "cross-fitted checkpoints)")
+        assigned.setdefault(j, []).append(f)
+    used = [dataclasses.replace(models[j], folds=tuple(fs)) for j, fs in sorted(assigned.items())]
+    return used, "checked: no pair is restored by a checkpoint trained on one of its identities"
 
 
 # ----------------------------------------------------------------- output
@@ -236,10 +410,7 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         raise ConfigError("an inpainting run needs --eval lfw=PATH (LFW View 2 pairs)")
     iname = spec.components["inpainter"]
     ispec = reg.get("inpainter", iname)
-    rname = spec.components.get("recognizer", DEFAULT_RECOGNIZER)
-    rspec = reg.get("recognizer", rname)
-    rec = reg.build("recognizer", rname, spec.options.get(rname))
-    inp = reg.build("inpainter", iname, spec.options.get(iname))
+    rname, rec, rspec = _verifier(ctx, spec)
 
     pairs, pair_index = _load_pairs(ctx, spec)
     if len(pairs) == 0:
@@ -247,14 +418,23 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     uniq = np.unique(pairs.pairs.ravel())
     pos = np.searchsorted(uniq, pairs.pairs)
     faces = aligned_faces(ctx, spec, pairs.images, uniq, rec, rspec)
+    weights = str((spec.options.get(rname) or {}).get("weights") or "")
+    stamp = [Path(weights).stat().st_size, Path(weights).stat().st_mtime_ns] if Path(weights).is_file() else None
     key = fingerprint("inpaint", rname, spec.options.get(rname), faces.detector, spec.options.get(faces.detector or ""),
-                      [pairs.images.keys[i] for i in uniq])
+                      [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []))
 
-    training = None
+    training, identity_check = None, None
     if spec.train:
         if not ispec.trainable:
             raise ConfigError(f"inpainter {iname!r} is not trainable; drop --train")
-        training = _train(ctx, spec, inp, ispec, iname, pairs, rec, rspec)
+        models, training = _train(ctx, spec, ispec, iname, pairs, rec, rspec)
+        identity_check = "checked: no pair is restored by a model trained on one of its identities"
+    else:
+        models, identity_check = _given_models(ctx, spec, ispec, iname, pairs)
+    inp = models[0].inpainter
+    model_of_pair = np.zeros(len(pairs), np.int64)
+    for j, m in enumerate(models):
+        model_of_pair[np.isin(pairs.folds, m.folds)] = j
     untrained = bool(ispec.trainable and not spec.train and not getattr(inp.options, "weights", ""))
     if untrained:
         ctx.log(f"warning: {iname} is evaluated untrained (no --train, no -o {iname}.weights=...)")
@@ -265,18 +445,26 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         m, mk = mesh_image(faces.crops[pos[k, 1]], MESH_SEED + int(pair_index[k]))
         meshed.append(m)
         masks.append(mk)
-    restored: list[np.ndarray] = []
-    for s in progress_iter(range(0, len(meshed), 64), f"restore ({iname})", ctx.progress, unit="batch"):
-        part = inp.restore(meshed[s:s + 64], masks[s:s + 64] if inp.needs_mask else None)
-        restored.extend(np.asarray(r, np.uint8) for r in part)
-    if len(restored) != len(meshed) or any(r.shape != m.shape for r, m in zip(restored, meshed)):
+    restored: list[np.ndarray] = [None] * len(meshed)  # type: ignore[list-item]
+    est: list[np.ndarray] = [None] * len(meshed)  # type: ignore[list-item]
+    with_est = not inp.needs_mask and hasattr(inp, "estimate_masks")
+    batches = [(j, idx[s:s + 64]) for j in range(len(models))
+               for idx in [np.flatnonzero(model_of_pair == j)] for s in range(0, len(idx), 64)]
+    for j, idx in progress_iter(batches, f"restore ({iname})", ctx.progress, unit="batch"):
+        m = models[j].inpainter
+        part = m.restore([meshed[i] for i in idx], [masks[i] for i in idx] if m.needs_mask else None)
+        if len(part) != len(idx):
+            raise HarnessError(f"inpainter {iname!r} returned {len(part)} images for {len(idx)}")
+        for i, r in zip(idx, part):
+            restored[i] = np.asarray(r, np.uint8)
+        if with_est:
+            for i, e in zip(idx, m.estimate_masks([meshed[i] for i in idx])):
+                est[i] = e
+    if any(r is None or r.shape != m.shape for r, m in zip(restored, meshed)):
         raise HarnessError(f"inpainter {iname!r} returned images of other sizes or count than it was given")
 
     mask_iou = None
-    if not inp.needs_mask and hasattr(inp, "estimate_masks"):
-        est = []
-        for s in range(0, len(meshed), 64):
-            est.extend(inp.estimate_masks(meshed[s:s + 64]))
+    if with_est:
         inter = [np.count_nonzero((e > 0) & (t > 0)) for e, t in zip(est, masks)]
         union = [np.count_nonzero((e > 0) | (t > 0)) for e, t in zip(est, masks)]
         mask_iou = float(np.mean([i / u if u else 1.0 for i, u in zip(inter, union)]))
@@ -353,6 +541,8 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         "mask": getattr(inp, "mask_mode", "blind"),
         "mask_iou": mask_iou,
         "untrained": untrained,
+        "models": "; ".join(f"{m.source} -> folds {list(m.folds)}" for m in models) if len(models) > 1 else None,
+        "identity_check": identity_check,
         "samples": samples,
         "sample_layout": "clean | meshed | true mask | restored",
     }
@@ -374,6 +564,8 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         "alignment": faces.alignment,
         "input_size": list(rspec.input_size),
         "recognizer": rname,
+        "recognizer_kind": "backbone" if "backbone" in spec.components else "recognizer",
+        "recognizer_weights": weights or None,
         "distance": rspec.distance,
         "score": "cosine similarity" if rspec.distance == "cosine" else "minus Euclidean distance",
         "threshold_rule": ("10-fold: threshold chosen on the other 9 folds" if multi_fold
@@ -383,6 +575,7 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         "meshing": "second image of every pair, on its aligned crop, harness.formats.mesh.mesh_image "
                    f"(default MeshParams) seeded with {MESH_SEED} + index of the pair in the full list",
         "mask": getattr(inp, "mask_mode", "blind"),
+        "training_identities": identity_check,
         "quality": "PSNR / SSIM (skimage; SSIM 7x7, mean over RGB) on the aligned crops, mean over pairs",
         "flip_test": "none",
         "synthetic": bool(pairs.images.synthetic),

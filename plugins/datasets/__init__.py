@@ -50,6 +50,14 @@ def register_datasets():
             tasks=("train",),
         ),
         DatasetSpec(
+            name="mesh",
+            summary="Clean faces (identity folders or an LFW home) for mesh-removal training; meshed on the fly.",
+            factory=f"{_P}.mesh:build",
+            framework="opencv",
+            options=ImageFolderOptions,
+            tasks=("train",),
+        ),
+        DatasetSpec(
             name="lfw",
             summary="LFW identity folders + pairs.txt (View 2: 6,000 pairs, 10 folds); also scikit-learn's lfw_home.",
             factory=f"{_P}.lfw:build",

@@ -78,14 +78,18 @@ def _check_net(opts: object, name: str) -> None:
 class ConvNetOptions:
     """Options of ``multitask_convnet``.
 
-    :param width: channels of the first stage (doubled at each of 3 downsamplings).
+    :param width: channels of the first stage (doubled at each of 3 downsamplings); a checkpoint
+        given with ``weights`` sets it.
     :param steps: training steps of ``fit`` (``--max-steps`` of the run wins).
     :param batch_size: training batch.
     :param lr: Adam learning rate (cosine-decayed to 5 %).
     :param patch: training crop side (multiple of 8); 0 trains on whole images.
     :param mask_weight: weight of the mask BCE against the restoration L1.
-    :param weights: a checkpoint written by ``save`` to load (skips nothing:
-        a run with ``--train`` fine-tunes it).
+    :param weights: a checkpoint written by ``save`` to load (a run with
+        ``--train`` fine-tunes it).  For evaluation several may be given,
+        separated by commas (e.g. the two cross-fitted checkpoints of a
+        10-fold run): each evaluated fold is restored by the first one whose
+        recorded training identities are disjoint from the fold's.
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     """
 

@@ -25,7 +25,7 @@ from harness.formats.mesh import mesh_image
 
 from facebench_plugins.inpainters._opencv import check_images
 
-__all__ = ["TorchInpainter", "UNet", "make_batch"]
+__all__ = ["TorchInpainter", "UNet", "cosine_factor", "make_batch"]
 
 _MULT = 8
 
@@ -151,12 +151,21 @@ class TorchInpainter:
     needs_mask = False
     arch = "base"
 
-    def __init__(self, options: Any, net: nn.Module) -> None:
+    def __init__(self, options: Any, make_net: Callable[[int], nn.Module]) -> None:
+        if options.weights:  # the checkpoint carries its width: build the net it holds
+            width = _checkpoint_width(options.weights)
+            if width is not None and width != options.width:
+                import dataclasses
+
+                options = dataclasses.replace(options, width=width)
         self.options = options
-        self.net = net
+        self.net = make_net(options.width)
         self.device = pick_device(options.device)
         self.net.to(self.device)
         self.trained_steps = 0
+        #: lower-cased identity names of the training faces (recorded in checkpoints, so the
+        #: meshface protocol can prove no evaluated pair's identity was seen); None: unknown.
+        self.train_identities: frozenset[str] | None = None
         if options.weights:
             self.load(options.weights)
 
@@ -214,8 +223,6 @@ class TorchInpainter:
         torch.manual_seed(rng_seed)
         identity = self._identity_fn(identity_embedder)
         opt = torch.optim.Adam(self.net.parameters(), lr=o.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
         rng = np.random.default_rng(rng_seed)
         plan = [(rng.integers(0, len(images), o.batch_size), int(rng.integers(2**31))) for _ in range(steps)]
         hist: dict[str, list] = {"step": [], "loss": [], "lr": []}
@@ -250,7 +257,8 @@ class TorchInpainter:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
                 opt.step()
-                sched.step()
+                for g in opt.param_groups:  # the lr of the next step
+                    g["lr"] = o.lr * cosine_factor(step, steps, time.perf_counter() - t0, time_budget)
                 done = step
                 if step % 10 == 0 or step == 1 or step == steps:
                     hist["step"].append(step)
@@ -281,6 +289,8 @@ class TorchInpainter:
         path = Path(path)
         with atomic_output(path, "wb") as fh:
             torch.save({"arch": self.arch, "width": self.options.width, "steps": self.trained_steps,
+                        "train_identities": (None if self.train_identities is None
+                                             else sorted(self.train_identities)),
                         "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}, fh)
         return path
 
@@ -294,8 +304,33 @@ class TorchInpainter:
                              f"not a {self.arch} of width {self.options.width}")
         self.net.load_state_dict(ckpt["state_dict"])
         self.trained_steps = int(ckpt.get("steps", 0))
+        ids = ckpt.get("train_identities")
+        self.train_identities = None if ids is None else frozenset(str(i) for i in ids)
         self.net.to(self.device).eval()
         return self
+
+
+def _checkpoint_width(path: str | Path) -> int | None:
+    path = Path(path)
+    if not path.is_file():
+        return None  # load() says what is wrong
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    width = ckpt.get("width") if isinstance(ckpt, dict) else None
+    return int(width) if isinstance(width, int) and width > 0 else None
+
+
+def cosine_factor(step: int, steps: int, elapsed: float = 0.0, time_budget: float | None = None) -> float:
+    """Learning-rate factor: cosine from 1 to 0.05 over the training.
+
+    Progress is the larger of ``step / steps`` and, with a time budget,
+    ``elapsed / time_budget``, so a run cut short by its budget still ends
+    with a decayed learning rate (budget-aware schedule, as in Li, Yumer &
+    Ramanan, "Budgeted Training", ICLR 2020).
+    """
+    progress = step / max(steps, 1)
+    if time_budget:
+        progress = max(progress, elapsed / time_budget)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 _W: dict[str, Any] = {}

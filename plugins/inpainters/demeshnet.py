@@ -39,7 +39,7 @@ class DeMeshNet(TorchInpainter):
 
     def __init__(self, options: DeMeshNetOptions | None = None) -> None:
         options = options or DeMeshNetOptions()
-        super().__init__(options, UNet(options.width, skips=True, mask_head=False))
+        super().__init__(options, lambda width: UNet(width, skips=True, mask_head=False))
 
     @property
     def uses_identity(self) -> bool:

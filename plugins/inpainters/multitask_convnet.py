@@ -27,7 +27,7 @@ class MultiTaskConvNet(TorchInpainter):
 
     def __init__(self, options: ConvNetOptions | None = None) -> None:
         options = options or ConvNetOptions()
-        super().__init__(options, UNet(options.width, skips=True, mask_head=True, mask_guided=True))
+        super().__init__(options, lambda width: UNet(width, skips=True, mask_head=True, mask_guided=True))
 
     def _loss(self, meshed, clean, mask, identity):
         pred, logits = self.net(meshed)

@@ -174,3 +174,23 @@ def test_dataref_parse():
     for bad in ["=x", "lfw="]:
         with pytest.raises(ConfigError, match="NAME=PATH"):
             DataRef.parse(bad)
+
+
+def test_inpainter_runs_take_a_recognizer_or_a_backbone_with_weights(fresh_registry):
+    base = dict(inpainters=("telea",), eval=("lfw=/data/lfw",))
+    runs = RunConfig(**base, recognizers=("dlib_resnet",), backbones=("mobilefacenet",),
+                     options={"mobilefacenet": {"weights": "casia"}}).expand(fresh_registry)
+    assert [(r.task, dict(r.components)) for r in runs] == [
+        ("inpainting", {"inpainter": "telea", "recognizer": "dlib_resnet"}),
+        ("inpainting", {"inpainter": "telea", "backbone": "mobilefacenet"}),
+    ]
+    # a backbone without weights would verify with random features: refused, with the fix named
+    with pytest.raises(ConfigError, match=r"-o mobilefacenet.weights="):
+        RunConfig(**base, backbones=("mobilefacenet",)).expand(fresh_registry)
+    with pytest.raises(ConfigError, match="drop --loss"):
+        RunConfig(**base, backbones=("mobilefacenet",), losses=("arcface",),
+                  options={"mobilefacenet": {"weights": "casia"}}).expand(fresh_registry)
+    # --train trains the inpainter; the backbone stays a fixed verifier
+    (run,) = RunConfig(inpainters=("demeshnet",), backbones=("mobilefacenet",), train=("mesh=/data/lfw",),
+                       eval=("lfw=/data/lfw",), options={"mobilefacenet": {"weights": "casia"}}).expand(fresh_registry)
+    assert run.task == "inpainting" and run.train == (DataRef("mesh", "/data/lfw"),)

@@ -98,3 +98,107 @@ def test_train_excludes_evaluated_identities(tmp_path, lfw_home, fresh_registry)
     assert tr["images"] == 12 and tr["steps"] == 2
     assert Path(tr["checkpoint"]).is_file()
     assert res["sections"]["inpainting"]["untrained"] is False
+
+
+def test_fold_groups_and_training_plan():
+    from harness.tasks.inpainting import fold_groups, plan_training
+
+    assert fold_groups(range(10), 2) == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)]
+    assert fold_groups([3, 1, 2], 2) == [(1, 2), (3,)]
+    assert fold_groups([4], 2) == [(4,)]
+    by_fold = {0: {"ann", "bob"}, 1: {"cid"}, 2: {"dee"}}
+    groups, mode = plan_training(by_fold, ["eve"] * 5 + ["ann"], floor=5)  # 5 images outside: one model
+    assert groups == [(0, 1, 2)] and mode.startswith("one model")
+    groups, mode = plan_training(by_fold, ["eve"] * 4 + ["ann"], floor=5)  # 4 outside: cross-fit
+    assert groups == [(0, 1), (2,)] and mode.startswith("cross-fitted: 2 models")
+    groups, _ = plan_training({0: {"ann"}}, ["ann"], floor=5)  # one fold cannot be cross-fitted
+    assert groups == [(0,)]
+
+
+def _net_opts():
+    return {"multitask_convnet": {"batch_size": 2, "patch": 64, "width": 8, "device": "cpu"}}
+
+
+def test_cross_fit_never_restores_a_pair_with_a_model_that_saw_its_people(tmp_path, lfw_home, fresh_registry,
+                                                                         monkeypatch):
+    """Training on LFW while its identities run out: one model per fold group, each disjoint from its folds."""
+    torch = pytest.importorskip("torch")
+    from harness.tasks import inpainting
+    from harness.tasks.inpainting import fold_identities, run
+
+    monkeypatch.setattr(inpainting, "MIN_TRAIN_IMAGES", 10**9)  # as if the evaluated folds used every identity
+    ctx = _ctx(tmp_path, fresh_registry, max_pairs=8, max_train_images=6)
+    spec = dataclasses_replace(_spec(lfw_home, "multitask_convnet", _net_opts(),
+                                     train=(DataRef("mesh", str(lfw_home)),)), eval_folds=(0, 1))
+    res = run(spec, ctx)
+    tr = res["sections"]["training"]
+    assert tr["mode"].startswith("cross-fitted: 2 models")
+    assert "folds [0]" in tr["models"] and "folds [1]" in tr["models"]
+    pairs, _ = inpainting._load_pairs(ctx, spec)
+    by_fold = fold_identities(pairs)
+    for fold in (0, 1):
+        ckpt = torch.load(ctx.run_dir.checkpoint_dir / f"multitask_convnet-folds{fold}.pt", weights_only=True)
+        seen = set(ckpt["train_identities"])
+        assert seen and not (seen & by_fold[fold])
+    ip = res["sections"]["inpainting"]
+    assert "checked" in ip["identity_check"] and ip["models"].count(" -> folds") == 2
+    assert res["protocol"]["pairs"] == 8 and res["protocol"]["folds"] == 2
+
+
+def test_weights_are_assigned_to_folds_by_their_training_identities(tmp_path, lfw_home, fresh_registry):
+    pytest.importorskip("torch")
+    from harness.errors import ConfigError
+    from harness.tasks import inpainting
+    from harness.tasks.inpainting import fold_identities, run
+
+    ctx = _ctx(tmp_path / "a", fresh_registry, max_pairs=8)
+    spec = dataclasses_replace(_spec(lfw_home, "multitask_convnet", _net_opts()), eval_folds=(0, 1))
+    by_fold = fold_identities(inpainting._load_pairs(ctx, spec)[0])
+    paths = {}
+    for name, seen in (("saw0", by_fold[0]), ("saw1", by_fold[1]), ("blank", None)):
+        net = fresh_registry.build("inpainter", "multitask_convnet", _net_opts()["multitask_convnet"])
+        net.train_identities = None if seen is None else frozenset(seen)
+        paths[name] = str(net.save(tmp_path / f"{name}.pt"))
+
+    def with_weights(w: str):
+        return dataclasses_replace(spec, options={"multitask_convnet": {**_net_opts()["multitask_convnet"],
+                                                                        "weights": w}})
+
+    res = run(with_weights(f"{paths['saw0']},{paths['saw1']}"), ctx)
+    ip = res["sections"]["inpainting"]
+    # fold 0 goes to the checkpoint that saw fold 1's people, fold 1 to the one that saw fold 0's
+    assert f"{paths['saw1']} -> folds [0]" in ip["models"] and f"{paths['saw0']} -> folds [1]" in ip["models"]
+    with pytest.raises(ConfigError, match="fold 0"):
+        run(with_weights(paths["saw0"]), _ctx(tmp_path / "b", fresh_registry, max_pairs=8))
+    res = run(with_weights(paths["blank"]), _ctx(tmp_path / "c", fresh_registry, max_pairs=8))
+    assert "unchecked" in res["sections"]["inpainting"]["identity_check"]
+    with pytest.raises(ConfigError, match="record no training identities"):
+        run(with_weights(f"{paths['blank']},{paths['saw0']}"), _ctx(tmp_path / "d", fresh_registry, max_pairs=8))
+
+
+def dataclasses_replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def test_a_backbone_with_real_weights_can_be_the_verifier(tmp_path, lfw_home, fresh_registry):
+    """--backbone mobilefacenet -o mobilefacenet.weights=casia: its own alignment (112x96), cosine scores."""
+    pytest.importorskip("torch")
+    from tests.conftest import need_data
+
+    need_data("weights/mobilefacenet/068.ckpt")
+    from harness.tasks.inpainting import run
+
+    ctx = _ctx(tmp_path, fresh_registry, max_pairs=40)
+    spec = dataclasses_replace(_spec(lfw_home, "telea"), components={"inpainter": "telea", "backbone": "mobilefacenet"},
+                               options={"mobilefacenet": {"weights": "casia"}})
+    res = run(spec, ctx)
+    p = res["protocol"]
+    assert (p["recognizer"], p["recognizer_kind"], p["recognizer_weights"]) == ("mobilefacenet", "backbone", "casia")
+    assert p["alignment"] == "sphereface_112x96" and p["input_size"] == [112, 96] and p["distance"] == "cosine"
+    by = {m["name"]: m["value"] for m in res["metrics"]}
+    assert by["accuracy_clean"] >= 0.9  # the real CASIA MobileFaceNet on clean LFW pairs
+    assert by["psnr_restored"] > by["psnr_meshed"]
+    z = ctx.run_dir.load_arrays("scores")
+    assert np.all(np.abs(z["score_clean"]) <= 1 + 1e-6)  # cosine

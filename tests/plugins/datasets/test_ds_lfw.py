@@ -56,3 +56,17 @@ def test_missing_image_and_skip_bad(fresh_registry, tmp_path):
         fresh_registry.build("dataset", "lfw", path=str(root)).verification()
     ps = fresh_registry.build("dataset", "lfw", {"skip_bad": "true"}, path=str(root)).verification()
     assert len(ps) == 3 and "1 skipped" in ps.protocol
+
+
+def test_mesh_training_faces_from_an_lfw_home_or_a_folder(lfw_home, fresh_registry, tmp_path):
+    """`--train mesh=PATH`: an LFW home gives its identity folders; any identity folder tree works too."""
+    home = fresh_registry.build("dataset", "mesh", {}, path=str(lfw_home)).train_set()
+    assert home.info["source"] == str(lfw_home / "lfw_funneled") and home.info["format"].startswith("mesh")
+    assert len(home) == 7701 and "Aaron_Peirsol" in home.identities
+    assert home.keys[0].startswith(str(lfw_home / "lfw_funneled"))
+    parent = fresh_registry.build("dataset", "mesh", {}, path=str(lfw_home.parent)).train_set()
+    assert parent.keys == home.keys  # a folder holding lfw_home
+    folder = fresh_registry.build("dataset", "mesh", {}, path=str(lfw_home / "lfw_funneled")).train_set()
+    assert folder.keys == home.keys
+    img = folder.load(0)
+    assert img.dtype == np.uint8 and img.shape == (250, 250, 3)

@@ -7,7 +7,7 @@ import sys
 
 from harness.specs import DatasetSpec
 
-EXPECTED = {"att", "bin", "fddb", "imagefolder", "lfw", "rec", "synthetic", "tfrecord", "video", "wider"}
+EXPECTED = {"att", "bin", "fddb", "imagefolder", "lfw", "mesh", "rec", "synthetic", "tfrecord", "video", "wider"}
 
 
 def test_all_layouts_registered(fresh_registry):

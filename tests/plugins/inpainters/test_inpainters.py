@@ -121,6 +121,14 @@ def test_nets_train_without_nan_and_round_trip(registry, name, tmp_path):
     wrong = registry.build("inpainter", name, {**opts, "width": 4})
     with pytest.raises(ValueError, match="width"):
         wrong.load(path)
+    # given as weights, the checkpoint's own width wins over the option
+    sized = registry.build("inpainter", name, {**opts, "width": 4, "weights": str(path)})
+    assert sized.options.width == 8
+    np.testing.assert_array_equal(np.stack(sized.restore(meshed)), np.stack(out))
+    assert again.train_identities is None  # fit() alone knows no identities
+    inp.train_identities = frozenset({"alice", "bob"})
+    named = registry.build("inpainter", name, {**opts, "weights": str(inp.save(tmp_path / "named.pt"))})
+    assert named.train_identities == {"alice", "bob"}
     if name == "multitask_convnet":
         masks = inp.estimate_masks(meshed)
         assert masks[0].shape == meshed[0].shape[:2] and set(np.unique(masks[0])) <= {0, 1}
@@ -140,3 +148,16 @@ def test_demeshnet_identity_loss_uses_the_real_casia_mobilefacenet(registry):
     cos = hist["terms"]["identity_cos"]
     assert all(-1 <= c <= 1 for c in cos)
     assert all(not p.requires_grad for p in ident.parameters())  # frozen
+
+
+def test_budget_aware_schedule_decays_by_time_or_steps():
+    pytest.importorskip("torch")
+    from facebench_plugins.inpainters._torch import cosine_factor
+
+    assert cosine_factor(0, 100) == pytest.approx(1.0)
+    assert cosine_factor(50, 100) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert cosine_factor(100, 100) == pytest.approx(0.05)
+    # the time budget is half spent after 10 of 100 steps: the schedule is half way
+    assert cosine_factor(10, 100, elapsed=30.0, time_budget=60.0) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert cosine_factor(10, 100, elapsed=90.0, time_budget=60.0) == pytest.approx(0.05)  # never below the floor
+    assert cosine_factor(60, 100, elapsed=1.0, time_budget=60.0) == pytest.approx(cosine_factor(60, 100))
