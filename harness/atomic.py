@@ -5,6 +5,11 @@ packed datasets, checkpoints and trained weights all go through here.  A
 temporary file in the target's folder (same file system, so the rename is
 atomic) is fsynced and renamed over the target with :func:`os.replace`; the
 folder is fsynced afterwards so the rename survives a crash.
+
+Temporary names carry the writer's host and process id
+(``.<name>.<host>-<pid>.<random>.tmp``), so :func:`sweep_stale` can remove
+what a killed writer (SIGKILL, power loss) left behind without touching a
+write still in progress.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_dir", "atomic_output", "atomic_paths", "fsync_dir"]
+__all__ = ["atomic_dir", "atomic_output", "atomic_paths", "fsync_dir", "sweep_stale"]
 
 
 def _umask() -> int:
@@ -38,6 +43,52 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _tag() -> str:
+    """``<host>-<pid>`` of this writer, for temporary names."""
+    import re
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Remove the temporaries (``.tmp`` files, ``.part`` / ``.old`` folders) that writers on
+    this host left when they died; returns what was removed.
+
+    Only names made here are considered, and only when their process id is no
+    longer alive: a write in progress, another host's or a reused pid's entry
+    is left alone.
+    """
+    import re
+    import shutil
+
+    host = _tag().rsplit("-", 1)[0]
+    pattern = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.(tmp|part|old)$")
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in (root.rglob(".*") if recursive else root.glob(".*")):
+        m = pattern.match(entry.name)
+        if not m or m["host"] != host or _pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            removed.append(entry)
+    return removed
+
+
 def _default_mode(path: str | os.PathLike, directory: bool = False) -> None:
     """mkstemp/mkdtemp create private (0600/0700) entries; give outputs the usual mode."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
@@ -51,7 +102,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_tag()}.", suffix=".tmp", dir=target.parent)
     _default_mode(tmp)
     try:
         with os.fdopen(fd, mode) as fh:
@@ -78,7 +129,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     try:
         for t in targets:
             t.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".tmp", dir=t.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.{_tag()}.", suffix=".tmp", dir=t.parent)
             os.close(fd)
             _default_mode(tmp)
             temps.append(Path(tmp))
@@ -108,13 +159,13 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} exists and is not empty; choose another output or pass --overwrite")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_tag()}.", suffix=".part", dir=target.parent))
     _default_mode(tmp, directory=True)
     try:
         yield tmp
         old = None
         if target.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_tag()}.", suffix=".old", dir=target.parent))
             old.rmdir()
             os.replace(target, old)
         os.replace(tmp, target)

@@ -390,10 +390,16 @@ class RunStore:
         return run
 
     def runs(self) -> list[RunDir]:
-        """Every run folder, newest first."""
+        """Every run folder, newest first (temporaries of writers that died are swept on the way)."""
+        from harness.atomic import sweep_stale
+
         if not self.runs_dir.is_dir():
             return []
         found = []
+        sweep_stale(self.runs_dir)
+        for p in self.runs_dir.iterdir():
+            if p.is_dir() and not p.name.startswith((".", "_")):
+                sweep_stale(p, recursive=True)
         for p in self.runs_dir.iterdir():
             if p.is_dir() and not p.name.startswith((".", "_")):
                 run = RunDir(p)

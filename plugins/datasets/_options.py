@@ -59,7 +59,8 @@ class LfwOptions:
 
     :param pairs: the pairs file; default ``pairs.txt`` in the dataset folder.
     :param images: the identity folders; default ``lfw_funneled``,
-        ``lfw-deepfunneled`` or ``lfw`` beside the pairs file.
+        ``lfw-deepfunneled`` or ``lfw`` in the dataset folder (with
+        ``pairs=`` of one's own, else beside that pairs file).
     :param skip_bad: drop malformed pair lines and pairs whose images are missing.
     """
 

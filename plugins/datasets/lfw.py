@@ -52,7 +52,9 @@ def locate_lfw(path: Path, pairs: str = "", images: str = "") -> tuple[Path, Pat
     if images:
         image_dir = Path(images)
     else:
-        image_dir = next((base / d for d in _IMAGE_DIRS if (base / d).is_dir()), base)
+        # a pairs file of one's own (-o lfw.pairs=...) still reads the images of the dataset folder given
+        bases = [path, base] if (pairs and path.is_dir()) else [base]
+        image_dir = next((b / d for b in bases for d in _IMAGE_DIRS if (b / d).is_dir()), base)
     if not image_dir.is_dir():
         raise DataError(f"{image_dir}: LFW images folder not found (pass -o lfw.images=...)")
     return pairs_file, image_dir

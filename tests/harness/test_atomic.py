@@ -53,3 +53,45 @@ def test_paths_and_dirs(tmp_path):
 def test_bin_mode_is_not_private(tmp_path):
     p = write_bin(tmp_path / "x.bin", [b"a", b"b"], [True])
     assert p.stat().st_mode & 0o044  # group/other readable under the usual umask
+
+
+def test_temporaries_of_killed_writers_are_swept_and_live_ones_kept(tmp_path):
+    """A writer killed with SIGKILL leaves its .tmp; sweep_stale removes it, never a live writer's."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.atomic import sweep_stale
+
+    target = tmp_path / "results.json"
+    code = ("import sys, time; from harness.atomic import atomic_output\n"
+            f"with atomic_output({str(target)!r}, 'w') as fh:\n"
+            "    fh.write('{\"partial\": '); fh.flush(); print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    (tmp,) = tmp_path.glob(".results.json.*.tmp")
+    assert sweep_stale(tmp_path) == [] and tmp.exists()  # the writer is alive: kept
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert tmp.exists() and not target.exists()  # what SIGKILL leaves
+    assert sweep_stale(tmp_path) == [tmp] and not tmp.exists()
+    # names not made by facebench, and another host's, are never touched
+    foreign = [tmp_path / ".results.json.abc.tmp", tmp_path / ".x.otherhost-1.abcd.tmp", tmp_path / "keep.tmp"]
+    for f in foreign:
+        f.write_text("x")
+    assert sweep_stale(tmp_path) == [] and all(f.exists() for f in foreign)
+
+
+def test_run_listing_sweeps_dead_writers_temporaries(tmp_path):
+    from harness.atomic import _tag
+    from harness.results import RunStore
+
+    store = RunStore(tmp_path)
+    run = store.create("x", "abc123")
+    host = _tag().rsplit("-", 1)[0]
+    dead = run.path / f".results.json.{host}-999999999.abcd1234.tmp"  # no such pid
+    part = run.path / "checkpoints" / f".last.pt.{host}-999999999.zz.part"
+    part.mkdir(parents=True)
+    dead.write_text("{")
+    assert [r.run_id for r in store.runs()] == [run.run_id]
+    assert not dead.exists() and not part.exists()
