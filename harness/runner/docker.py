@@ -5,7 +5,8 @@ The resolved :class:`~harness.config.RunConfig` is written as YAML into the
 reports folder and the container runs ``harness run --config FILE``:
 
 * the reports folder is mounted read-write, every data path (``--train`` /
-  ``--eval`` ``NAME=PATH``, ``FACEBENCH_DATA``, ``--init``) read-only — each
+  ``--eval`` ``NAME=PATH``, ``FACEBENCH_DATA``, ``--init``, and any
+  existing file an ``-o`` option names, e.g. ``weights=PATH``) read-only — each
   at its own absolute host path, and the container starts in the caller's
   working directory, so relative paths in the config mean the same thing
   inside and the run has the same config hash as without Docker;
@@ -86,7 +87,30 @@ def _data_mounts(cfg: "RunConfig") -> tuple[dict[str, dict[str, str]], dict[str,
         init = Path(cfg.training.init).expanduser().resolve()
         if init.exists():
             mounts.setdefault(str(init), {"bind": str(init), "mode": "ro"})
+    for path in option_paths(cfg):
+        mounts.setdefault(str(path), {"bind": str(path), "mode": "ro"})
     return mounts, env
+
+
+def option_paths(cfg: "RunConfig") -> list[Path]:
+    """Files and folders named by ``-o COMPONENT.KEY=VALUE`` options (weights, a pairs file of
+    one's own, ...; comma-separated lists too) that exist here, resolved."""
+    found: dict[str, Path] = {}
+    for opts in cfg.options.values():
+        for value in dict(opts).values():
+            if not isinstance(value, (str, os.PathLike)):
+                continue
+            for part in str(value).split(","):
+                part = part.strip()
+                if not part or "\n" in part:
+                    continue
+                try:
+                    path = Path(part).expanduser()
+                    if path.exists():
+                        found.setdefault(str(path.resolve()), path.resolve())
+                except OSError:  # not a path at all (too long, bad characters)
+                    continue
+    return list(found.values())
 
 
 def container_spec(cfg: "RunConfig", config_file: Path) -> dict[str, Any]:

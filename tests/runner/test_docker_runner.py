@@ -166,3 +166,27 @@ def test_no_engine_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
     with pytest.raises(HarnessError, match=r"no Docker engine answers at unix://.*no\.sock.*drop --docker"):
         run_in_docker(_cfg(tmp_path))
+
+
+def test_files_named_by_options_are_mounted_read_only(tmp_path):
+    """-o NAME.weights=PATH (also A,B lists) and pairs files of one's own reach the container."""
+    import dataclasses
+
+    a, b = tmp_path / "w" / "a.pt", tmp_path / "w" / "b.pt"
+    a.parent.mkdir()
+    a.write_bytes(b"x")
+    b.write_bytes(b"y")
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("1\t1\n")
+    cfg = dataclasses.replace(_cfg(tmp_path), options={
+        "demeshnet": {"weights": f"{a},{b}", "width": 32},
+        "lfw": {"pairs": str(pairs)},
+        "mobilefacenet": {"weights": "casia"},  # a named variant, not a path: nothing to mount
+    })
+    fake = FakeClient(FakeContainer([]))
+    assert run_in_docker(cfg, client=fake, out=io.StringIO()) == 0
+    vols = fake.run_kwargs["volumes"]
+    for path in (a, b, pairs):
+        key = str(path.resolve())
+        assert vols[key] == {"bind": key, "mode": "ro"}
+    assert not any(k.endswith("casia") for k in vols)
