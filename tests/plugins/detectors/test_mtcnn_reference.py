@@ -66,3 +66,22 @@ def test_agrees_with_facenet_pytorch():
         assert worst_lm <= 2.0, f"{path.name}: landmarks {worst_lm:.2f} px apart"
         np.testing.assert_allclose(np.sort(o.scores), np.sort(r[1]), atol=1e-3)
     assert total_ours == total_ref
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_fast_ceil_max_pool_equals_torch(k):
+    """MTCNN's pooling (strided maxima) is exactly F.max_pool2d(..., ceil_mode=True), odd sizes included."""
+    import torch
+    import torch.nn.functional as F
+
+    from facebench_plugins.detectors.mtcnn import max_pool_ceil
+
+    g = torch.Generator().manual_seed(k)
+    for h in range(1, 30):
+        for w in (1, k, k + 1, 10, 23, 48):
+            x = torch.randn(2, 4, h, w, generator=g)
+            if h < k or w < k:
+                continue  # max_pool2d itself refuses inputs smaller than the kernel
+            assert torch.equal(max_pool_ceil(x, k), F.max_pool2d(x, k, 2, ceil_mode=True)), (h, w)
+    cl = torch.randn(1, 10, 37, 41, generator=g).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(max_pool_ceil(cl, k), F.max_pool2d(cl, k, 2, ceil_mode=True))
