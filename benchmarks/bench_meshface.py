@@ -37,7 +37,12 @@ DEFAULT_LFW = os.environ.get("FACEBENCH_DATA", str(ROOT.parent / "shared" / "dat
 
 
 def _run(inpainter: str, args, extra: list[str]) -> Path:
-    cmd = ["harness", "run", "--inpainter", inpainter, "--recognizer", "dlib_resnet",
+    if args.backbone:
+        name, weights = args.backbone.split("=", 1)
+        verifier = ["--backbone", name, "-o", f"{name}.weights={weights}"]
+    else:
+        verifier = ["--recognizer", "dlib_resnet"]
+    cmd = ["harness", "run", "--inpainter", inpainter, *verifier,
            "--eval", f"lfw={args.lfw}", "--reports", args.reports]
     for f in range(args.folds):
         cmd += ["--eval-folds", str(f)]
@@ -46,7 +51,7 @@ def _run(inpainter: str, args, extra: list[str]) -> Path:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, env={**os.environ, "FACEBENCH_PROGRESS": "0"})
     print(f"  {inpainter}: {time.time() - t0:.0f} s", flush=True)
-    runs = sorted((Path(args.reports) / "runs").glob(f"*{inpainter}*"), key=lambda p: p.stat().st_mtime)
+    runs = sorted((Path(args.reports) / "runs").glob(f"*-{inpainter}-*"), key=lambda p: p.stat().st_mtime)
     return runs[-1]
 
 
@@ -54,6 +59,7 @@ def _row(run: Path) -> dict:
     res = json.loads((run / "results.json").read_text())
     by = {m["name"]: m["value"] for m in res["metrics"]}
     return {"run": run.name, "inpainter": res["provenance"]["config"]["components"]["inpainter"],
+            "verifier": res["protocol"]["recognizer"],
             "mask": res["protocol"]["mask"], "pairs": res["protocol"]["pairs"], **by}
 
 
@@ -152,6 +158,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2, help="evaluate on LFW folds 0..N-1 (10 = the full protocol)")
     ap.add_argument("--inpainters", nargs="+", default=["telea", "navier_stokes"])
     ap.add_argument("--lfw", default=DEFAULT_LFW)
+    ap.add_argument("--backbone", default="", help="NAME=WEIGHTS: verify with this backbone instead of dlib_resnet, "
+                                                   "e.g. mobilefacenet=casia")
     ap.add_argument("--reports", default="reports/bench_meshface")
     ap.add_argument("--weights", nargs="*", default=[], help="NAME=PATH of trained inpainter weights")
     ap.add_argument("-o", "--option", action="append", default=[], help="COMPONENT.KEY=VALUE")
