@@ -83,7 +83,8 @@ def prepare_train(args) -> None:
     from harness.registry import get_registry
     from harness.results import RunStore
     from harness.tasks import TaskContext
-    from harness.tasks.inpainting import _load_pairs, _norm, aligned_faces, fold_identities, plan_training
+    from harness.tasks.inpainting import (_load_pairs, _norm, aligned_faces, fold_identities, plan_training,
+                                          training_subset)
 
     reg = get_registry()
     spec = RunSpec("inpainting", {"inpainter": "telea", "recognizer": "dlib_resnet"}, (),
@@ -101,8 +102,7 @@ def prepare_train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for g in groups:
         banned = set().union(*(by_fold[f] for f in g))
-        cand = np.flatnonzero([n not in banned for n in tid])
-        cand = cand[np.linspace(0, len(cand) - 1, min(args.train_images, len(cand))).astype(int)]
+        cand = training_subset(tid, banned, args.train_images)
         faces = aligned_faces(ctx, spec, train, cand, rec, reg.get("recognizer", "dlib_resnet"), desc="train chips")
         blobs = [np.frombuffer(cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR),
                                             [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality])[1], np.uint8)

@@ -108,7 +108,10 @@ def register_inpainters():
     """Contribute face inpainters (mesh / watermark removal).
 
     The built object maps meshed RGB faces to restored ones with
-    ``restore(images, masks=None)`` and, when trainable, has ``fit``.
+    ``restore(images, masks=None)`` and, when trainable, has ``fit``.  One that
+    estimates the mesh mask may also offer ``estimate_masks(images)`` and
+    ``restore_with_masks(images, masks=None) -> (restored, estimated masks or
+    None)``, which the protocol prefers so the mask is estimated once.
 
     :returns: a list of :class:`harness.specs.InpainterSpec`.
     """

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CROSS_FIT_GROUPS", "DEFAULT_DETECTOR", "DEFAULT_RECOGNIZER", "MAX_TRAIN_IMAGES", "MESH_SEED",
            "MIN_TRAIN_IMAGES", "PROTOCOL", "fold_groups", "fold_identities", "plan_training", "run",
-           "subset_pairs"]
+           "subset_pairs", "training_subset"]
 
 PROTOCOL = "meshface"
 MESH_SEED = 20160601
@@ -234,6 +234,14 @@ def fold_groups(folds: Sequence[int], k: int) -> list[tuple[int, ...]]:
     return [tuple(int(f) for f in g) for g in np.array_split(np.asarray(folds), min(k, len(folds))) if len(g)]
 
 
+def training_subset(train_names: Sequence[str], banned: set[str], cap: int) -> np.ndarray:
+    """Indices of the training images whose identity is not ``banned``: at most ``cap``, evenly spaced."""
+    cand = np.flatnonzero([n not in banned for n in train_names])
+    if len(cand) > cap:
+        cand = cand[np.linspace(0, len(cand) - 1, cap).astype(int)]
+    return cand
+
+
 def plan_training(by_fold: dict[int, set[str]], train_names: Sequence[str],
                   floor: int = MIN_TRAIN_IMAGES) -> tuple[list[tuple[int, ...]], str]:
     """The fold groups to train one model each for, and the rule stated in the report.
@@ -283,21 +291,19 @@ def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "
     models, infos, curve = [], [], None
     for g in groups:
         banned = set().union(*(by_fold[f] for f in g))
-        keep = np.array([n not in banned for n in tid], bool)
-        cand = np.flatnonzero(keep)
+        dropped = sum(1 for n in tid if n in banned)
+        cand = training_subset(tid, banned, cap)
         if len(cand) < 2:
             raise DataError(f"training data {ref}: {len(train)} images, {len(cand)} left after dropping the "
                             f"{len(banned)} identities of the evaluated folds {list(g)}; give identities disjoint "
                             "from them (another dataset, or evaluate fewer folds with --eval-folds)")
-        if len(cand) > cap:
-            cand = cand[np.linspace(0, len(cand) - 1, cap).astype(int)]
         faces = aligned_faces(ctx, spec, train, cand, rec, rspec, desc="align (train)")
         inp = ctx.registry.build("inpainter", iname, spec.options.get(iname))
         if meta_id and getattr(inp, "uses_identity", False) and identity is None:
             identity = ctx.registry.build("backbone", meta_id["name"], dict(meta_id.get("options", {})))
         steps = spec.training.max_steps or getattr(inp.options, "steps", None)
         label = "" if len(groups) == 1 else f" for folds {list(g)}"
-        ctx.log(f"training {iname}{label} on {len(cand)} clean faces of {ref} ({len(train) - int(keep.sum())} "
+        ctx.log(f"training {iname}{label} on {len(cand)} clean faces of {ref} ({dropped} "
                 f"images of evaluated identities dropped), {steps} steps")
         hist = inp.fit(faces.crops, rng_seed=spec.seed, steps=steps, progress=ctx.progress,
                        identity_embedder=identity, time_budget=spec.training.time_budget)
@@ -308,7 +314,7 @@ def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "
         models.append(_Model(inp, g, f"trained here: {fname}", names))
         curve = curve or {"step": hist["step"], "loss": hist["loss"], "lr": hist["lr"]}
         infos.append({"folds": list(g), "images": int(len(cand)), "identities": len(names),
-                      "dropped_eval_identity_images": int(len(train) - int(keep.sum())),
+                      "dropped_eval_identity_images": dropped,
                       "fallbacks": int(faces.fallback.sum()), "steps": hist["steps"],
                       "wall_s": round(hist["wall_s"], 2), "device": hist["device"],
                       "img_per_s": round(hist["img_per_s"], 2), "checkpoint": str(ckpt)})
@@ -337,17 +343,12 @@ def _given_models(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str,
     opts = dict(spec.options.get(iname) or {})
     paths = [w.strip() for w in str(opts.get("weights") or "").split(",") if w.strip()]
     folds = sorted(int(f) for f in np.unique(pairs.folds).tolist())
-    if len(paths) <= 1:
-        inp = ctx.registry.build("inpainter", iname, opts)
-        seen = getattr(inp, "train_identities", None)
-        models = [_Model(inp, tuple(folds), f"weights {paths[0]}" if paths else "as built",
-                         frozenset(seen) if seen is not None else None)]
-    else:
-        models = []
-        for path in paths:
-            inp = ctx.registry.build("inpainter", iname, {**opts, "weights": path})
-            seen = getattr(inp, "train_identities", None)
-            models.append(_Model(inp, (), f"weights {path}", frozenset(seen) if seen is not None else None))
+    models = []
+    for path in (paths if len(paths) > 1 else paths or [""]):
+        inp = ctx.registry.build("inpainter", iname, {**opts, "weights": path} if path else opts)
+        seen = getattr(inp, "train_identities", None)  # recorded by the checkpoint, if any
+        models.append(_Model(inp, tuple(folds), f"weights {path}" if path else "as built",
+                             None if seen is None else frozenset(seen)))
     if not ispec.trainable or not paths:
         return models, None
     by_fold = fold_identities(pairs)
@@ -452,14 +453,19 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
                for idx in [np.flatnonzero(model_of_pair == j)] for s in range(0, len(idx), 64)]
     for j, idx in progress_iter(batches, f"restore ({iname})", ctx.progress, unit="batch"):
         m = models[j].inpainter
-        part = m.restore([meshed[i] for i in idx], [masks[i] for i in idx] if m.needs_mask else None)
+        batch, given = [meshed[i] for i in idx], ([masks[i] for i in idx] if m.needs_mask else None)
+        if hasattr(m, "restore_with_masks"):  # restored images and estimated masks from one pass
+            part, part_est = m.restore_with_masks(batch, given)
+        else:
+            part, part_est = m.restore(batch, given), None
         if len(part) != len(idx):
             raise HarnessError(f"inpainter {iname!r} returned {len(part)} images for {len(idx)}")
-        for i, r in zip(idx, part):
-            restored[i] = np.asarray(r, np.uint8)
-        if with_est:
-            for i, e in zip(idx, m.estimate_masks([meshed[i] for i in idx])):
-                est[i] = e
+        if with_est and part_est is None:
+            part_est = m.estimate_masks(batch)
+        for n, i in enumerate(idx):
+            restored[i] = np.asarray(part[n], np.uint8)
+            if with_est:
+                est[i] = part_est[n]
     if any(r is None or r.shape != m.shape for r, m in zip(restored, meshed)):
         raise HarnessError(f"inpainter {iname!r} returned images of other sizes or count than it was given")
 

@@ -75,13 +75,19 @@ class OpenCVInpainter:
 
     def restore(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Restored copies of ``images``; ``masks`` are used when given (oracle), else estimated."""
+        return self.restore_with_masks(images, masks)[0]
+
+    def restore_with_masks(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None
+                           ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """(restored images, the masks estimated for them — None when ``masks`` were given)."""
         images = list(images)
         check_images(images, masks)
+        estimated = None
         if masks is None:
             if self.needs_mask:
                 raise ValueError(f"{self.method} with mask=oracle needs the true masks; "
                                  "pass masks=... or use -o {self.method}.mask=estimated")
-            masks = self.estimate_masks(images)
+            masks = estimated = self.estimate_masks(images)
         out = []
         kernel = None
         if self.options.dilate:
@@ -92,4 +98,4 @@ class OpenCVInpainter:
             if kernel is not None:
                 m8 = cv2.dilate(m8, kernel)
             out.append(cv2.inpaint(np.ascontiguousarray(img), m8, float(self.options.radius), self._flag))
-        return out
+        return out, estimated

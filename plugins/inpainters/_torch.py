@@ -152,12 +152,12 @@ class TorchInpainter:
     arch = "base"
 
     def __init__(self, options: Any, make_net: Callable[[int], nn.Module]) -> None:
-        if options.weights:  # the checkpoint carries its width: build the net it holds
-            width = _checkpoint_width(options.weights)
-            if width is not None and width != options.width:
-                import dataclasses
+        ckpt = _read_checkpoint(options.weights) if options.weights else None
+        width = ckpt.get("width") if ckpt is not None else None
+        if isinstance(width, int) and width > 0 and width != options.width:
+            import dataclasses  # the checkpoint carries its width: build the net it holds
 
-                options = dataclasses.replace(options, width=width)
+            options = dataclasses.replace(options, width=width)
         self.options = options
         self.net = make_net(options.width)
         self.device = pick_device(options.device)
@@ -166,8 +166,8 @@ class TorchInpainter:
         #: lower-cased identity names of the training faces (recorded in checkpoints, so the
         #: meshface protocol can prove no evaluated pair's identity was seen); None: unknown.
         self.train_identities: frozenset[str] | None = None
-        if options.weights:
-            self.load(options.weights)
+        if ckpt is not None:
+            self._load_state(ckpt, options.weights)
 
     mask_mode = "blind (the network sees only the meshed image)"
 
@@ -196,6 +196,12 @@ class TorchInpainter:
     def restore(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Restored copies of ``images`` (RGB uint8, same sizes).  Blind: ``masks`` is not used."""
         return self._forward(list(images))[0]
+
+    def restore_with_masks(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None
+                           ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """(restored images, the mask head's masks or None) from one forward pass."""
+        out, est = self._forward(list(images))
+        return out, (est if est and est[0] is not None else None)
 
     # ------------------------------------------------------------- training
     def _loss(self, meshed: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor,
@@ -295,10 +301,9 @@ class TorchInpainter:
         return path
 
     def load(self, path: str | Path) -> "TorchInpainter":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.arch} weights {path} not found (write them with fit + save)")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return self._load_state(_read_checkpoint(path), path)
+
+    def _load_state(self, ckpt: dict, path: str | Path) -> "TorchInpainter":
         if ckpt.get("arch") != self.arch or ckpt.get("width") != self.options.width:
             raise ValueError(f"{path} holds a {ckpt.get('arch')} of width {ckpt.get('width')}, "
                              f"not a {self.arch} of width {self.options.width}")
@@ -310,13 +315,14 @@ class TorchInpainter:
         return self
 
 
-def _checkpoint_width(path: str | Path) -> int | None:
+def _read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        return None  # load() says what is wrong
+        raise FileNotFoundError(f"inpainter weights {path} not found (write them with fit + save)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    width = ckpt.get("width") if isinstance(ckpt, dict) else None
-    return int(width) if isinstance(width, int) and width > 0 else None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} is not an inpainter checkpoint written by save()")
+    return ckpt
 
 
 def cosine_factor(step: int, steps: int, elapsed: float = 0.0, time_budget: float | None = None) -> float:

@@ -12,10 +12,9 @@ import pytest
 
 from harness.cli import main
 from harness.hookspecs import hookimpl
-from harness.registry import reset_registry
+from harness.registry import Registry, reset_registry
 from harness.specs import LivenessSpec
 from tests.conftest import need_data
-from tests.plugins.liveness._helpers import registry_with_spoof
 
 # The hand-counted example of tests/harness/metrics (threshold 0.5):
 # APCER mask 1, print 1/2, replay 1/2; BPCER 1/3; HTER (3/5 + 1/3) / 2.
@@ -76,7 +75,7 @@ def test_protocol_reproduces_hand_counted_metrics(tmp_path, quiet):
     data = tmp_path / "spoof"
     _write(data, "test", TEST_ITEMS)
     _write(data, "dev", DEV_ITEMS)
-    reset_registry(registry_with_spoof([FixtureLiveness]))
+    reset_registry(Registry(plugins=[FixtureLiveness]))
     code = main(["run", "--liveness", "pixel_score", "--eval", f"spoof={data}", "-o", "spoof.aligned=arcface_112",
                  "-o", "spoof.threshold_rule=bpcer20", "--reports", str(tmp_path / "reports")])
     assert code == 0
@@ -105,7 +104,7 @@ def test_protocol_reproduces_hand_counted_metrics(tmp_path, quiet):
 def test_no_dev_split_is_stated_and_trainable_needs_train_data(tmp_path, quiet):
     data = tmp_path / "spoof"
     _write(data, "", TEST_ITEMS)  # unsplit: serves as the test split
-    reset_registry(registry_with_spoof([FixtureLiveness]))
+    reset_registry(Registry(plugins=[FixtureLiveness]))
     assert main(["run", "--liveness", "pixel_score", "--eval", f"spoof={data}", "-o", "spoof.aligned=arcface_112",
                  "--reports", str(tmp_path / "r1")]) == 0
     (res,) = _results(tmp_path / "r1")
@@ -127,7 +126,7 @@ def test_trained_on_synthesized_lfw_attacks_disjoint_identities(tmp_path, quiet)
 
     data = tmp_path / "spoof"
     s = synthesize_spoof_set(lfw, data, identities=24, seed=3, images_per_identity=2)
-    reset_registry(registry_with_spoof())
+    reset_registry(Registry())
     code = main(["run", "--liveness", "lbp_svm", "-o", "lbp_svm.scales=8,1;8,2", "--train", f"spoof={data}",
                  "--eval", f"spoof={data}", "--reports", str(tmp_path / "reports")])
     assert code == 0

@@ -161,3 +161,18 @@ def test_budget_aware_schedule_decays_by_time_or_steps():
     assert cosine_factor(10, 100, elapsed=30.0, time_budget=60.0) == pytest.approx(0.05 + 0.95 * 0.5)
     assert cosine_factor(10, 100, elapsed=90.0, time_budget=60.0) == pytest.approx(0.05)  # never below the floor
     assert cosine_factor(60, 100, elapsed=1.0, time_budget=60.0) == pytest.approx(cosine_factor(60, 100))
+
+
+@pytest.mark.parametrize("name", ["telea", "navier_stokes", "multitask_convnet", "demeshnet"])
+def test_restore_with_masks_is_restore_plus_estimate_in_one_pass(registry, name):
+    opts = {"device": "cpu", "width": 8} if name in ("multitask_convnet", "demeshnet") else {}
+    inp = registry.build("inpainter", name, opts)
+    meshed = [mesh_image(_face(s, 64), s)[0] for s in range(3)]
+    out, est = inp.restore_with_masks(meshed)
+    for a, b in zip(out, inp.restore(meshed)):
+        np.testing.assert_array_equal(a, b)
+    if hasattr(inp, "estimate_masks"):
+        for a, b in zip(est, inp.estimate_masks(meshed)):
+            np.testing.assert_array_equal(a, b)
+    else:
+        assert est is None  # demeshnet predicts no mask
