@@ -23,10 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "TEMPLATES",
     "Template",
+    "BOX_CROP_SCALE",
     "align",
+    "box_crop",
     "choose_face",
+    "face_crop",
     "fallback_crop",
     "get_template",
+    "resize_to",
     "similarity_transform",
     "transform_points",
 ]
@@ -250,3 +254,63 @@ def fallback_crop(
         np.ascontiguousarray(image), matrix, (tw, th), flags=cv2.INTER_AREA if cw > tw else cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )
+
+
+# ------------------------------------------------------- the one face crop
+BOX_CROP_SCALE = 1.3
+"""Side of a box-only crop as a multiple of the box's longer side."""
+
+
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (H, W): area averaging when shrinking,
+    bilinear when enlarging; returned as is when it already has that size."""
+    h, w = int(size[0]), int(size[1])
+    if image.shape[:2] == (h, w):
+        return image
+    import cv2
+
+    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp)
+
+
+def box_crop(
+    image: np.ndarray, box: np.ndarray, size: tuple[int, int], *, scale: float = BOX_CROP_SCALE
+) -> np.ndarray:
+    """The crop around a detector's box, for detectors without landmarks.
+
+    A square of ``scale`` × the box's longer side, centred on the box, warped
+    to ``size`` (H, W); pixels outside the image are black.
+
+    :param box: x1, y1, x2, y2 in image pixels.
+    """
+    import cv2
+
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    side = max(x2 - x1, y2 - y1, 1e-6) * scale
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    h, w = int(size[0]), int(size[1])
+    sx, sy = w / side, h / side
+    matrix = np.array([[sx, 0.0, w / 2.0 - cx * sx], [0.0, sy, h / 2.0 - cy * sy]], np.float64)
+    return cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def face_crop(
+    image: np.ndarray,
+    size: tuple[int, int],
+    template: str | Template = "arcface_112",
+    *,
+    landmarks: np.ndarray | None = None,
+    box: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """The crop of one detected face, the same for every tool (evaluation,
+    ``harness data``): five finite landmarks → :func:`align` to ``template``;
+    a box only → :func:`box_crop`; then resized to ``size`` (H, W).
+
+    :returns: the crop, or ``None`` when neither landmarks nor a box are
+        given (the caller falls back to :func:`fallback_crop` and flags it).
+    """
+    if landmarks is not None and np.all(np.isfinite(np.asarray(landmarks, dtype=np.float64))):
+        return resize_to(align(image, landmarks, template), size)
+    if box is not None:
+        return box_crop(image, box, size)
+    return None

@@ -38,6 +38,7 @@ HOOK_FOR_KIND = {
     "loss": "register_losses",
     "recognizer": "register_recognizers",
     "detector": "register_detectors",
+    "landmarker": "register_landmarkers",
     "liveness": "register_liveness",
     "inpainter": "register_inpainters",
     "dataset": "register_datasets",
@@ -89,6 +90,19 @@ def register_detectors():
     predicts them, five landmarks ``(N, 5, 2)`` (eyes, nose, mouth corners).
 
     :returns: a list of :class:`harness.specs.DetectorSpec`.
+    """
+
+
+@hookspec
+def register_landmarkers():
+    """Contribute facial landmarkers (68-point, 5-point, ...).
+
+    A landmarker's factory is called with its options and returns an object
+    with ``predict(image, boxes) -> ndarray (N, P, 2)`` for one RGB uint8
+    image and face boxes ``(N, 4)`` as x1, y1, x2, y2: P points per box, in
+    the point scheme its spec names (``scheme``, ``num_points``).
+
+    :returns: a list of :class:`harness.specs.LandmarkerSpec`.
     """
 
 

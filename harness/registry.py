@@ -19,7 +19,6 @@ plugin keeps working.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import os
 import threading
@@ -31,6 +30,7 @@ from typing import Any, Iterable
 import pluggy
 
 from harness import hookspecs
+from harness._values import did_you_mean, short_repr
 from harness.errors import HarnessError
 from harness.specs import KINDS, CommandSpec, ComponentSpec, OptionError, resolve_factory
 
@@ -58,10 +58,7 @@ class RegistryError(HarnessError):
 class UnknownComponentError(RegistryError, KeyError):
     def __init__(self, kind: str, name: str, available: list[str]):
         self.kind, self.name, self.available = kind, name, available
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-        msg = f"unknown {kind} {name!r}"
-        if close:
-            msg += f" — did you mean {' or '.join(repr(c) for c in close)}?"
+        msg = f"unknown {kind} {short_repr(name)}" + did_you_mean(name, available, n=3, cutoff=0.5)
         msg += f" Available {kind}s: {', '.join(available) or '(none)'}."
         super().__init__(msg)
 
@@ -104,6 +101,11 @@ class PluginInfo:
     module: str
     builtin: bool
     hooks: tuple[str, ...]
+
+
+def _trace(exc: BaseException) -> str:
+    """The full traceback of ``exc``, wherever it is formatted."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -162,9 +164,7 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not break the rest
-                self.broken.append(
-                    BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-                )
+                self.broken.append(BrokenPlugin(ep.name, dist, f"{type(exc).__name__}: {exc}", _trace(exc)))
                 continue
             self._register(module, name=ep.name, dist=dist, version=version, builtin=builtin)
 
@@ -172,9 +172,7 @@ class Registry:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validation errors name hook and signature
-            self.broken.append(
-                BrokenPlugin(name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            )
+            self.broken.append(BrokenPlugin(name, dist, f"{type(exc).__name__}: {exc}", _trace(exc)))
             return
         hooks = tuple(
             sorted(h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_"))
@@ -191,7 +189,7 @@ class Registry:
             try:
                 result = impl.function()
             except Exception as exc:
-                self._mark_broken(impl.plugin_name, f"{hook_name}() raised {type(exc).__name__}: {exc}")
+                self._mark_broken(impl.plugin_name, f"{hook_name}() raised {type(exc).__name__}: {exc}", exc)
                 continue
             if result is None:
                 continue
@@ -204,9 +202,19 @@ class Registry:
             out.extend((impl.plugin_name, item) for item in result)
         return out
 
-    def _mark_broken(self, plugin_name: str, error: str) -> None:
+    def _mark_broken(self, plugin_name: str, error: str, exc: BaseException | None = None) -> None:
+        """Record a broken plugin.  The traceback comes from ``exc`` itself
+        (``format_exc()`` is empty outside an ``except`` block); a hook that
+        returned a wrong value raised nothing, so its "traceback" says where
+        the plugin lives instead."""
         dist = next((p.dist for p in self.plugins if p.name == plugin_name), "")
-        self.broken.append(BrokenPlugin(plugin_name, dist, error, traceback.format_exc()))
+        if exc is not None:
+            trace = _trace(exc)
+        else:
+            plugin = self.pm.get_plugin(plugin_name)
+            where = getattr(plugin, "__file__", None) or getattr(plugin, "__name__", None) or type(plugin).__module__
+            trace = f"No exception was raised: {error}\nPlugin {plugin_name!r} is defined in {where}\n"
+        self.broken.append(BrokenPlugin(plugin_name, dist, error, trace))
 
     def _table(self, kind: str) -> dict[str, ComponentSpec]:
         if kind not in KINDS:

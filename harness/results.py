@@ -22,7 +22,7 @@ complete file or the new complete file, never a truncated one.
 ``results.json`` (schema version 1)::
 
     {"schema_version": 1, "run_id": ..., "status": "running|finished|failed",
-     "task": "recognition|detection|liveness|inpainting|scores",
+     "task": "recognition|detection|landmarks|liveness|inpainting|scores",
      "name": optional user label, "config_hash": ...,
      "provenance": {...},     # see collect_provenance()
      "protocol": {...},       # dataset, pairs, folds, detector, alignment, ...
@@ -40,7 +40,6 @@ import datetime as _dt
 import importlib.metadata
 import io
 import json
-import math
 import os
 import platform
 import re
@@ -50,6 +49,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from harness._values import finite_float
 from harness.atomic import atomic_output
 from harness.errors import DataError, HarnessError
 from harness.metrics._record import Metric
@@ -70,7 +70,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "finished", "failed")
-TASKS = ("recognition", "detection", "liveness", "inpainting", "scores")
+TASKS = ("recognition", "detection", "landmarks", "liveness", "inpainting", "scores")
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.json"
 PAGE_FILE = "index.html"
@@ -115,8 +115,7 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
+        return finite_float(obj)
     if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, np.ndarray):
@@ -351,6 +350,29 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.reports_dir)!r})"
 
+    def check_writable(self) -> None:
+        """Check, without writing anything, that runs can be stored here.
+
+        ``reports_dir`` and ``runs/`` must be folders or not exist yet; the
+        nearest existing folder on the way must be writable.  Call it before
+        work starts, so a bad ``--reports`` costs nothing and leaves nothing.
+
+        :raises ResultsError: a path on the way is a file, or the folder is
+            not writable (permissions, read-only file system).
+        """
+        fix = "pass --reports with a folder you can write to"
+        for path in (self.runs_dir, self.reports_dir, *self.reports_dir.parents):
+            if path.is_dir():
+                break
+            if path.exists() or path.is_symlink():
+                what = "the reports folder" if path == self.reports_dir else f"a part of {self.reports_dir}"
+                raise ResultsError(f"{path} is a file, not a folder (it is {what}); {fix}")
+        else:  # pragma: no cover - the root of the file system is a folder
+            return
+        if not os.access(path, os.W_OK | os.X_OK):
+            why = "is on a read-only file system" if _read_only_fs(path) else "is not writable"
+            raise ResultsError(f"cannot store runs under {self.reports_dir}: {path} {why}; {fix}")
+
     def create(self, slug: str, config_hash: str, *, grid_id: str | None = None) -> RunDir:
         """Make a new run folder ``runs/<UTC time>-<slug>-<config_hash>``.
 
@@ -363,7 +385,13 @@ class RunStore:
                 f"config hash {config_hash!r} is invalid: expected letters and digits "
                 "(RunSpec.config_hash())"
             )
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(
+                f"cannot make {self.runs_dir} ({exc.strerror}); pass --reports with a folder you can write to"
+            ) from None
         now = _utc_now()
         base = f"{now:%Y%m%d-%H%M%S}-{slug}-{config_hash}"
         for n in range(1, 10_000):
@@ -451,6 +479,13 @@ class RunStore:
             if run.status != "finished":
                 return run
         return None
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _time_ns() -> int:

@@ -15,13 +15,18 @@ metadata that kind of component has (input size, embedding size, ...).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
+import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from harness._values import did_you_mean, finite_float, one_line, short_repr
 from harness.errors import ConfigError
 
 __all__ = [
@@ -34,12 +39,15 @@ __all__ = [
     "DetectorSpec",
     "EngineSpec",
     "InpainterSpec",
+    "LandmarkerSpec",
     "LivenessSpec",
     "LossSpec",
     "NoOptions",
     "OptionError",
     "RecognizerSpec",
     "WeightsSpec",
+    "check_range",
+    "field_types",
     "framework_available",
     "parse_option_value",
     "resolve_factory",
@@ -175,20 +183,25 @@ class ComponentSpec:
         return {f.name: f for f in dataclasses.fields(self.options)}
 
     def make_options(self, values: Mapping[str, Any] | None = None) -> Any:
-        """Build the options dataclass from raw values (strings from the CLI allowed).
+        """Build the options dataclass from raw values (CLI strings or YAML/Python values).
 
-        :raises OptionError: an unknown key, or a value that does not convert.
+        :raises OptionError: an unknown key, or a value that does not convert
+            or is out of the option's bounds.
         """
+        if values is not None and not isinstance(values, Mapping):
+            raise OptionError(
+                f"options of {self.kind} {self.name!r} must map key: value, got {short_repr(values)}"
+            )
         values = dict(values or {})
         fields = self.option_fields()
-        unknown = sorted(set(values) - set(fields))
+        unknown = sorted((k for k in values if k not in fields), key=str)
         if unknown:
             valid = ", ".join(sorted(fields)) or "(none)"
             raise OptionError(
-                f"{self.kind} {self.name!r} has no option {unknown[0]!r}; "
-                f"valid options: {valid}"
+                f"{self.kind} {self.name!r} has no option {short_repr(unknown[0])}"
+                f"{did_you_mean(unknown[0], fields)}; valid options: {valid}"
             )
-        hints = typing.get_type_hints(self.options)
+        hints = field_types(self.options)
         converted = {
             key: parse_option_value(hints.get(key, Any), raw, where=f"{self.name}.{key}")
             for key, raw in values.items()
@@ -196,7 +209,16 @@ class ComponentSpec:
         try:
             return self.options(**converted)
         except (TypeError, ValueError) as exc:
-            raise OptionError(f"{self.kind} {self.name!r}: {exc}") from exc
+            raise OptionError(f"{self.kind} {self.name!r}: {one_line(exc)}") from exc
+
+    def option_values(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The options given, as the options dataclass converted and normalised them.
+
+        This — not the raw text — is what a run stores and hashes, so
+        ``-o resnet20.dropout=0.1`` and YAML ``dropout: 0.1`` are one run.
+        """
+        opts = self.make_options(values)
+        return {key: getattr(opts, key) for key in dict(values or {})}
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (used by ``harness list --json`` and results)."""
@@ -242,57 +264,163 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+@functools.lru_cache(maxsize=None)
+def field_types(cls: type) -> Mapping[str, Any]:
+    """The resolved type hints of the dataclass ``cls`` (evaluated once per class)."""
+    return types.MappingProxyType(typing.get_type_hints(cls))
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+#: No option is an integer beyond a C ``int64``: a bigger one is a typo, not a size.
+_INT_LIMIT = 2**63 - 1
 
 
 def parse_option_value(hint: Any, raw: Any, where: str = "option") -> Any:
-    """Convert ``raw`` (usually a CLI string) to the type ``hint`` declares."""
-    if not isinstance(raw, str):
-        return raw
+    """Convert ``raw`` to the type ``hint`` declares, or raise :class:`OptionError`.
+
+    ``raw`` is CLI text (``"0.1"``, ``"96,112"``, ``"yes"``) or a YAML/Python
+    value; either way the result has the declared type, so the same setting
+    from either source gives the same value.  Floats must be finite and
+    integers fit in 64 bits; the message quotes at most ~80 characters of
+    ``raw``.
+    """
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if hint is Any:
+    if hint is Any or (origin is None and not isinstance(hint, type)):
         return raw
+    if origin is typing.Annotated:
+        return parse_option_value(args[0], raw, where)
     if origin is typing.Literal:
-        for choice in args:
-            if str(choice) == raw:
-                return choice
-        raise OptionError(f"{where}={raw!r}: expected one of {', '.join(map(str, args))}")
+        return _literal(args, raw, where)
     if origin in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null") and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return parse_option_value(arg, raw, where)
-            except OptionError as exc:
-                errors.append(str(exc))
-        raise OptionError("; ".join(errors))
+        return _union(args, raw, where)
     if origin in (tuple, list):
-        parts = [p for p in raw.replace(";", ",").split(",") if p.strip()]
-        inner = args[0] if args else str
-        values = [parse_option_value(inner, p.strip(), where) for p in parts]
-        return tuple(values) if origin is tuple else values
-    if hint is bool:
-        low = raw.lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise OptionError(f"{where}={raw!r}: expected a boolean (true/false)")
-    if hint in (int, float):
-        try:
-            return hint(raw)
-        except ValueError:
-            raise OptionError(
-                f"{where}={raw!r}: expected {'an integer' if hint is int else 'a number'}"
-            ) from None
-    if hint is str:
+        return _sequence(origin, args, raw, where)
+    if origin is not None:
         return raw
-    return raw
+    convert = _SCALARS.get(hint)
+    return raw if convert is None else convert(raw, where)
+
+
+def _bad(where: str, raw: Any, expected: str) -> OptionError:
+    return OptionError(f"{where}={short_repr(raw)}: expected {expected}")
+
+
+def _literal(choices: tuple[Any, ...], raw: Any, where: str) -> Any:
+    for choice in choices:
+        if raw == choice or (isinstance(raw, str) and str(choice) == raw):
+            return choice
+    raise _bad(where, raw, f"one of {', '.join(map(str, choices))}")
+
+
+def _union(args: tuple[Any, ...], raw: Any, where: str) -> Any:
+    if type(None) in args and (raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null"))):
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return parse_option_value(arg, raw, where)
+        except OptionError as exc:
+            errors.append(str(exc))
+    raise OptionError("; ".join(dict.fromkeys(errors)) or f"{where}={short_repr(raw)}: not allowed")
+
+
+def _sequence(origin: type, args: tuple[Any, ...], raw: Any, where: str) -> Any:
+    if isinstance(raw, str):
+        items: list[Any] = [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+    elif isinstance(raw, (list, tuple)):
+        items = list(raw)
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        items = [raw]
+    else:
+        raise _bad(where, raw, "a comma-separated list of values")
+    inner = [a for a in args if a is not Ellipsis] or [str]
+    fixed = len(inner) == len(items) and Ellipsis not in args
+    values = [parse_option_value(inner[i] if fixed else inner[0], v, where) for i, v in enumerate(items)]
+    return tuple(values) if origin is tuple else values
+
+
+def _to_int(raw: Any, where: str) -> int:
+    if isinstance(raw, str) and _INT_TEXT.fullmatch(raw.strip()) and len(raw) <= 40:
+        value = int(raw)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    else:
+        raise _bad(where, raw, "an integer")
+    if abs(value) > _INT_LIMIT:
+        raise _bad(where, raw, "an integer of a sane size (at most 2**63 - 1)")
+    return value
+
+
+def _to_float(raw: Any, where: str) -> float:
+    value = finite_float(raw) if isinstance(raw, (str, int, float)) else None
+    if value is None:
+        raise _bad(where, raw, "a finite number")
+    return value
+
+
+def _to_bool(raw: Any, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    low = str(raw).strip().lower() if isinstance(raw, (str, int)) else ""
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise _bad(where, raw, "a boolean (true/false)")
+
+
+def _to_str(raw: Any, where: str) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, os.PathLike):
+        return os.fspath(raw)  # type: ignore[return-value]
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return str(raw)
+    raise _bad(where, raw, "text")
+
+
+_SCALARS: Mapping[Any, Callable[[Any, str], Any]] = {
+    int: _to_int, float: _to_float, bool: _to_bool, str: _to_str,
+}
+
+
+def check_range(
+    where: str, value: Any, low: float | None = None, high: float | None = None, *,
+    low_open: bool = False, integer: bool = False,
+) -> None:
+    """Raise :class:`OptionError` unless ``value`` is a finite number in the bounds.
+
+    The bounds of every option and setting go through here, so each message
+    reads the same: ``resnet20.embedding_size=99999: expected an integer in
+    [1, 65536]``.
+
+    :param low: the least value allowed (exclusive with ``low_open``); None: no lower bound.
+    :param high: the largest value allowed; None: no upper bound.
+    :param integer: the value must be an ``int`` (a bool is not one).
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and (isinstance(value, int) or (not integer and math.isfinite(value)))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if ok:
+        return
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None and not low_open:
+        expected = f"{kind} in [{low:g}, {high:g}]"
+    else:
+        parts = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + (
+            [f"<= {high:g}"] if high is not None else [])
+        expected = f"{kind} {' and '.join(parts)}".strip()
+    raise OptionError(f"{where}={short_repr(value)}: expected {expected}")
 
 
 def resolve_factory(spec: ComponentSpec) -> Callable[..., Any]:
@@ -370,6 +498,24 @@ class DetectorSpec(ComponentSpec):
 
 
 @dataclass(frozen=True)
+class LandmarkerSpec(ComponentSpec):
+    """A landmarker: RGB image + face boxes -> (N, num_points, 2) points.
+
+    :param num_points: how many points it predicts per face.
+    :param scheme: the point convention (``ibug_68``, ``five``, ``dlib_5``; see
+        ``harness.metrics.landmarks.SCHEMES``), which says how its points compare
+        with annotations of another scheme.
+    :param input: what it needs besides the image: ``"box"`` (a face box, e.g. the
+        ground truth's or a detector's).
+    """
+
+    kind: ClassVar[str] = "landmarker"
+    num_points: int = 68
+    scheme: str = "ibug_68"
+    input: str = "box"
+
+
+@dataclass(frozen=True)
 class LivenessSpec(ComponentSpec):
     """A presentation-attack detector: face image -> bona fide score (higher = live)."""
 
@@ -391,7 +537,7 @@ class DatasetSpec(ComponentSpec):
     """A reader for one data layout.
 
     :param tasks: what the data serves: ``train``, ``verification``,
-        ``detection``, ``liveness``, ``inpainting``.
+        ``detection``, ``liveness``, ``inpainting``, ``landmarks``.
     :param synthetic: the data is generated, not real faces (stated in reports).
     """
 
@@ -429,6 +575,7 @@ KINDS: Mapping[str, type[ComponentSpec]] = types.MappingProxyType(
         "loss": LossSpec,
         "recognizer": RecognizerSpec,
         "detector": DetectorSpec,
+        "landmarker": LandmarkerSpec,
         "liveness": LivenessSpec,
         "inpainter": InpainterSpec,
         "dataset": DatasetSpec,

@@ -6,16 +6,32 @@ Images are always ``numpy.ndarray`` of shape (H, W, 3), dtype uint8, **RGB**.
   :meth:`train_set`, :meth:`verification`, :meth:`detection`, ... (see
   :class:`Dataset`).
 * A detector's ``detect(image)`` returns :class:`Detections`.
+
+Every built object's contract is a :class:`typing.Protocol` here
+(:class:`Detector`, :class:`Landmarker`, :class:`Recognizer`, :class:`LivenessModel`,
+:class:`Inpainter`, :class:`Engine`, and the dataset views
+:class:`TrainData`, :class:`VerificationData`, :class:`DetectionData`,
+:class:`LivenessData`, :class:`LandmarkData`).  Optional capabilities are Protocols of their own
+(:class:`SelfAligningRecognizer`, :class:`FaceScoringLiveness`,
+:class:`MaskEstimatingInpainter`, :class:`RestoringWithMasks`): a task asks
+``isinstance(obj, Capability)``, never a component's name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Dataset", "DetectionSample", "DetectionSet", "Detections", "ImageSet", "PairSet"]
+__all__ = [
+    "ConfiguredRecognizer", "Dataset", "DetectionData", "DetectionSample", "DetectionSet", "Detections",
+    "Detector", "Engine", "FaceScoringLiveness", "IdentityGuidedInpainter", "ImageSet", "Inpainter",
+    "LandmarkData", "LandmarkSample", "LandmarkSet", "Landmarker",
+    "LivenessData", "LivenessModel", "MaskEstimatingInpainter", "PairSet", "Recognizer", "RestoringWithMasks",
+    "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "crop_template",
+    "own_alignment",
+]
 
 
 @dataclass
@@ -137,6 +153,34 @@ class DetectionSet:
     protocol: str = ""
 
 
+@dataclass
+class LandmarkSample:
+    """One annotated face: ``points`` (P, 2) x, y in pixels, ``box`` (4,) x1, y1, x2, y2."""
+
+    key: str
+    points: np.ndarray
+    box: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
+
+
+@dataclass
+class LandmarkSet:
+    """Faces with ground-truth landmarks of one ``scheme`` (``harness.metrics.landmarks.SCHEMES``).
+
+    :param box_rule: how each sample's box was made (stated in the protocol).
+    """
+
+    samples: Sequence[LandmarkSample]
+    loader: Callable[[str], np.ndarray]
+    scheme: str
+    protocol: str = ""
+    box_rule: str = ""
+
+
 class Dataset:
     """What a dataset plugin's factory returns.  Implement the views the
     layout supports; the others raise with a clear message."""
@@ -159,3 +203,190 @@ class Dataset:
     def detection(self) -> DetectionSet:
         """Images with ground-truth face boxes."""
         self._missing("detection")
+
+    def landmarks(self) -> LandmarkSet:
+        """Faces with ground-truth landmarks."""
+        self._missing("landmark")
+
+
+# ------------------------------------------------------------------ contracts
+@runtime_checkable
+class Detector(Protocol):
+    """A built detector: ``detect(RGB uint8 image) -> Detections``."""
+
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
+@runtime_checkable
+class Landmarker(Protocol):
+    """A built landmarker: ``predict(RGB uint8 image, boxes (N, 4)) -> (N, P, 2) float32``,
+    P and the point order being its spec's ``num_points`` and ``scheme``."""
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """A built pretrained recognizer: ``embed(aligned crops) -> (N, D) float32``.
+
+    The crops are aligned to the spec's ``alignment`` template and resized to
+    its ``input_size``; D is the spec's ``embedding_size``.
+    """
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SelfAligningRecognizer(Recognizer, Protocol):
+    """A recognizer with an alignment of its own (e.g. a landmark model of its own run
+    in the detected box): the task hands it raw images and boxes, not template crops.
+
+    ``own_alignment()`` names that alignment for the report, or returns ``None``
+    when the built object's options make it take template crops after all
+    (then of the template named by ``alignment``).
+    ``align_faces(image, boxes)`` returns one crop per box, as ``embed`` takes them.
+    """
+
+    alignment: str
+
+    def own_alignment(self) -> str | None: ...
+
+    def align_faces(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]: ...
+
+
+def own_alignment(recognizer: Any) -> str | None:
+    """The recognizer's own alignment, or ``None`` when the task aligns its crops."""
+    if isinstance(recognizer, SelfAligningRecognizer):
+        return recognizer.own_alignment()
+    return None
+
+
+@runtime_checkable
+class ConfiguredRecognizer(Recognizer, Protocol):
+    """A recognizer whose options or model file fix its crop (e.g. a generic ONNX model): the
+    built object states ``input_size``, ``alignment`` and ``flip`` (``None``, ``"sum"`` or
+    ``"concat"``), which override its spec's, and ``describe()`` reports them as used
+    (preprocessing, model hash, runtime) for the run's results."""
+
+    input_size: tuple[int, int]
+    alignment: str
+    flip: str | None
+
+    def describe(self) -> dict: ...
+
+
+def crop_template(recognizer: Any, spec_alignment: str) -> str:
+    """The template a recognizer's ``embed`` takes: the built object's own choice when it
+    states one (self-aligning or configured), else its spec's (default ``arcface_112``)."""
+    if isinstance(recognizer, (SelfAligningRecognizer, ConfiguredRecognizer)):
+        return recognizer.alignment
+    return spec_alignment or "arcface_112"
+
+
+@runtime_checkable
+class LivenessModel(Protocol):
+    """A built liveness model: ``score(face crops) -> (N,)``, higher = more likely live."""
+
+    def score(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class FaceScoringLiveness(LivenessModel, Protocol):
+    """A liveness model that scores a face in the full image from its box (its own context crop)."""
+
+    def score_faces(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Inpainter(Protocol):
+    """A built inpainter: ``restore(images, masks=None) -> list`` of RGB uint8 images of the
+    same sizes; ``needs_mask`` is True when it must be given the true mask (oracle mode)."""
+
+    needs_mask: bool
+    #: how it gets the mask, stated in the protocol (e.g. "estimated from the image (blind)")
+    mask_mode: str
+
+    def restore(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> list: ...
+
+
+@runtime_checkable
+class TrainableInpainter(Inpainter, Protocol):
+    """An inpainter that learns: ``fit`` on clean crops (meshed on the fly), ``save`` / ``load``
+    checkpoints that record ``train_identities`` (``None`` when unknown)."""
+
+    train_identities: Any
+
+    def fit(self, clean_images: Sequence[np.ndarray], **kwargs: Any) -> dict: ...
+
+    def save(self, path: Any) -> Any: ...
+
+    def load(self, path: Any) -> Any: ...
+
+
+@runtime_checkable
+class MaskEstimatingInpainter(Inpainter, Protocol):
+    """An inpainter that predicts the mesh mask itself (scored by mask IoU)."""
+
+    def estimate_masks(self, images: Sequence[np.ndarray]) -> list: ...
+
+
+@runtime_checkable
+class RestoringWithMasks(Inpainter, Protocol):
+    """An inpainter that restores and estimates masks in one pass: ``(restored, masks or None)``."""
+
+    def restore_with_masks(self, images: Sequence[np.ndarray],
+                           masks: Sequence[np.ndarray] | None = None) -> tuple[list, list | None]: ...
+
+
+@runtime_checkable
+class IdentityGuidedInpainter(TrainableInpainter, Protocol):
+    """A trainable inpainter whose loss may ask a frozen identity network (the spec's
+    ``meta["identity_backbone"]``); ``uses_identity`` says whether its options turn that on."""
+
+    uses_identity: bool
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A training engine (one per framework): seeds, trains a backbone with a loss, embeds crops."""
+
+    def seed_everything(self, seed: int) -> None: ...
+
+    def train(self, model: Any, loss: Any, images: ImageSet, **kwargs: Any) -> Any: ...
+
+    def embed(self, model: Any, images: Any, **kwargs: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TrainData(Protocol):
+    """A dataset that offers labelled training images."""
+
+    def train_set(self) -> ImageSet: ...
+
+
+@runtime_checkable
+class VerificationData(Protocol):
+    """A dataset that offers verification pairs with folds."""
+
+    def verification(self) -> PairSet: ...
+
+
+@runtime_checkable
+class DetectionData(Protocol):
+    """A dataset that offers images with ground-truth boxes."""
+
+    def detection(self) -> DetectionSet: ...
+
+
+@runtime_checkable
+class LivenessData(Protocol):
+    """A dataset that offers live / attack images (a record with ``images``, ``labels``, ``split``)."""
+
+    def liveness(self) -> Any: ...
+
+
+@runtime_checkable
+class LandmarkData(Protocol):
+    """A dataset that offers faces with ground-truth landmarks."""
+
+    def landmarks(self) -> LandmarkSet: ...

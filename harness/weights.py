@@ -8,7 +8,7 @@ Search order for a :class:`~harness.specs.WeightsSpec`:
 4. an installed package that ships the file (``spec.package``), found with
    ``importlib.util.find_spec`` (no ``pkg_resources``).
 
-The file's sha256 is checked when the spec gives one.
+The file's full sha256 digest is checked when the spec gives one.
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.paths import data_root
 from harness.specs import WeightsSpec
 
-__all__ = ["locate_weights", "sha256_file"]
+__all__ = ["checked_digest", "locate_weights", "sha256_file"]
+
+_FULL_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @lru_cache(maxsize=64)
@@ -38,6 +41,21 @@ def _sha256_cached(path: str, size: int, mtime: float) -> str:
 def sha256_file(path: str | Path) -> str:
     st = os.stat(path)
     return _sha256_cached(str(path), st.st_size, st.st_mtime)
+
+
+def checked_digest(spec: WeightsSpec) -> str:
+    """``spec.sha256`` in lower case, once it is known to be a full 64-hex-digit digest.
+
+    :raises HarnessError: the spec holds a prefix or anything else — a bug in
+        the plugin that declares it, which must store the whole digest.
+    """
+    digest = spec.sha256.lower()
+    if not _FULL_DIGEST.fullmatch(digest):
+        raise HarnessError(
+            f"weights spec for {spec.filename!r} has sha256 {spec.sha256[:80]!r}; expected the full "
+            "64-hex-digit digest (the output of `sha256sum FILE`) — fix the plugin that declares it"
+        )
+    return digest
 
 
 def _candidates(spec: WeightsSpec, explicit: str | Path | None) -> list[tuple[str, Path]]:
@@ -74,11 +92,12 @@ def locate_weights(spec: WeightsSpec, explicit: str | Path | None = None, *, ver
         tried.append(f"{path} ({origin})")
         if path.is_file():
             if verify and spec.sha256:
+                expected = checked_digest(spec)
                 digest = sha256_file(path)
-                if not digest.startswith(spec.sha256.lower()):
+                if digest != expected:
                     raise DataError(
-                        f"weights {path} have sha256 {digest[:16]}…, expected {spec.sha256[:16]}…: "
-                        f"the file is corrupt or a different model (source: {spec.source or 'unknown'})"
+                        f"weights {path} have sha256 {digest}, expected {expected}: the file is "
+                        f"corrupt or a different model (source: {spec.source or 'unknown'})"
                     )
             return path
         if origin == "option":  # an explicit path that is wrong is an error, not a fallback

@@ -24,7 +24,8 @@ def test_builtin_plugins_are_entry_points_of_the_facebench_dist():
     eps = [ep for ep in importlib.metadata.entry_points(group="facebench") if ep.dist.name == "facebench"]
     assert {ep.value for ep in eps} == {
         f"facebench_plugins.{k}" for k in
-        ("backbones", "losses", "recognizers", "detectors", "liveness", "inpainters", "datasets", "engines")
+        ("backbones", "losses", "recognizers", "detectors", "landmarkers", "liveness", "inpainters", "datasets",
+         "engines")
     }
 
 

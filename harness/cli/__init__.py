@@ -24,6 +24,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "check-model": "harness.cli.check_model:command",
     "data": "harness.cli.data:command",
     "doctor": "harness.cli.doctor:command",
+    "export": "harness.cli.export:command",
     "list": "harness.cli.list_cmd:command",
     "plugins": "harness.cli.plugins_cmd:command",
     "report": "harness.cli.report:command",
@@ -65,14 +66,12 @@ class LazyGroup(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:
-            import difflib
+            from harness._values import did_you_mean, short_repr
 
             name = args[0] if args else ""
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=2)
-            if close and "No such command" in str(exc):
-                raise click.UsageError(
-                    f"No such command {name!r} — did you mean {' or '.join(map(repr, close))}?", ctx
-                ) from None
+            hint = did_you_mean(name, self.list_commands(ctx), n=2)
+            if hint and "No such command" in str(exc):
+                raise click.UsageError(f"No such command {short_repr(name)}{hint}", ctx) from None
             raise
 
     @staticmethod

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from harness._values import did_you_mean, short_repr
 from harness.specs import KINDS
 
 __all__ = ["ComponentName", "KindName", "normalise_kind"]
@@ -42,9 +43,6 @@ class KindName(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         kind = normalise_kind(str(value))
         if kind not in KINDS:
-            import difflib
-
-            close = difflib.get_close_matches(kind, list(KINDS), n=1)
-            hint = f" — did you mean {close[0]!r}?" if close else ""
-            self.fail(f"unknown kind {value!r}{hint} Kinds: {', '.join(KINDS)}.", param, ctx)
+            self.fail(f"unknown kind {short_repr(value)}{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}.",
+                      param, ctx)
         return kind

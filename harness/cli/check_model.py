@@ -74,6 +74,7 @@ def command(ctx: click.Context, checkpoint: Path, backbone: str, options: tuple[
       harness check-model 068.ckpt --backbone mobilefacenet -o mobilefacenet.input_size=112,96
       harness check-model model.pt --backbone lresnet50 --image face.jpg --json
     """
+    from harness._values import short_repr
     from harness.config import parse_option_flags
     from harness.registry import get_registry
 
@@ -83,7 +84,7 @@ def command(ctx: click.Context, checkpoint: Path, backbone: str, options: tuple[
     stray = sorted(set(parsed) - {spec.name})
     if stray:
         raise ConfigError(
-            f"-o {stray[0]}.… does not name the backbone being checked; use -o {spec.name}.KEY=VALUE"
+            f"-o {short_repr(stray[0])}.… does not name the backbone being checked; use -o {spec.name}.KEY=VALUE"
         )
     bb_options = parsed.get(spec.name, {})
     try:

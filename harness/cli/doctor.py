@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -45,6 +46,16 @@ def _cuda() -> dict:
     }
 
 
+def _docker_unreachable() -> str:
+    """One line: no Docker engine answered, where it was looked for, how to start one."""
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return (
+        f"Docker is not reachable: no engine answered at {where} (DOCKER_HOST). "
+        "Start one (`sudo systemctl start docker`, or `bash docker/ci_engine.sh start` and export the "
+        "DOCKER_HOST it prints) — only needed for `harness run --docker`"
+    )
+
+
 def _docker() -> dict:
     try:
         import docker  # type: ignore
@@ -53,8 +64,8 @@ def _docker() -> dict:
     try:
         client = docker.from_env(timeout=5)
         info = client.info()
-    except Exception as exc:  # no engine answering
-        return {"engine": False, "reason": f"no engine answered: {exc}"}
+    except Exception as exc:  # no engine answering: say so in one line, keep the detail for --json
+        return {"engine": False, "reason": _docker_unreachable(), "detail": f"{type(exc).__name__}: {exc}"}
     runtimes = sorted((info.get("Runtimes") or {}).keys())
     return {
         "engine": True,

@@ -9,16 +9,16 @@ import click
 from harness.cli._params import KindName
 
 _TITLES = {"backbone": "backbones", "loss": "losses", "recognizer": "recognizers",
-           "detector": "detectors", "liveness": "liveness models", "inpainter": "inpainters",
-           "dataset": "datasets", "engine": "engines"}
+           "detector": "detectors", "landmarker": "landmarkers", "liveness": "liveness models",
+           "inpainter": "inpainters", "dataset": "datasets", "engine": "engines"}
 
 
 @click.command("list")
 @click.argument("kind", type=KindName(), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {kind: [component, …]}.")
 def command(kind: str | None, as_json: bool) -> None:
-    """List components (backbone, loss, recognizer, detector, liveness,
-    inpainter, dataset, engine), available or not.
+    """List components (backbone, loss, recognizer, detector, landmarker,
+    liveness, inpainter, dataset, engine), available or not.
 
     \b
     Examples:

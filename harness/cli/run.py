@@ -58,10 +58,17 @@ def _component_options(f):
               help="Where runs and the HTML report are written.")
 @click.option("--force", is_flag=True, help="Rerun even if an identical finished run exists.")
 @click.option("--no-resume", "no_resume", is_flag=True, help="Start training afresh instead of resuming.")
+@click.option("--skip-bad", "skip_bad", is_flag=True,
+              help="Leave out unreadable images (and the pairs that use them); counted and listed in the report.")
+@click.option("--protocol", type=click.Choice(["verification", "identification", "open-set", "all"]),
+              default="verification", show_default=True,
+              help="What a recognition run measures: 1:1 pairs, closed-set or open-set 1:N search, or every "
+                   "protocol the data supports (1:N settings: -o identification.KEY=VALUE).")
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop training after this many steps.")
 @click.option("--time-budget", type=float, default=None, metavar="SECONDS",
-              help="Stop training when this much time has passed.")
+              help="Stop training when this much time has passed (0: no time budget, "
+                   "also switching off the default run's).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
@@ -102,6 +109,7 @@ def command(ctx: click.Context, **kw) -> None:
       harness run --backbone lresnet50 --loss arcface --train att=../shared/data/att_faces
       harness run --backbone resnet20 --loss softmax --loss arcface --dry-run
       harness run --recognizer dlib_resnet --detector mtcnn --eval lfw=../shared/data/lfw_home
+      harness run --landmarker dlib_68 --eval aflw2000=../shared/data/landmarks/aflw2000_prnet
       harness run --backbone resnet20 --loss partial_fc --nproc-per-node 2
       harness run --docker --gpus all --nproc-per-node 4
     """
@@ -125,7 +133,7 @@ def command(ctx: click.Context, **kw) -> None:
         overrides["eval_folds"] = tuple(kw["eval_folds"])
     if kw["options"]:
         overrides["options"] = parse_option_flags(kw["options"])
-    for name in ("seed", "reports", "force"):
+    for name in ("seed", "reports", "force", "skip_bad", "protocol"):
         if given(name):
             overrides[name] = kw[name]
     if given("no_resume"):
@@ -169,6 +177,9 @@ def command(ctx: click.Context, **kw) -> None:
     elif torchrun.in_worker():
         torchrun.run_grid_distributed(runs, cfg, registry=registry)
     elif cfg.launcher.distributed or given("nproc_per_node"):
+        from harness.runner._lifecycle import preflight
+
+        preflight(runs, registry)  # one clear line here rather than one per worker
         torchrun.launch(cfg)
     else:
         from harness.runner.local import run_grid

@@ -2,55 +2,94 @@
 
 FILE is a CSV with a header row, or an NPZ, holding the columns / arrays
 ``score`` and ``label`` (1 = genuine / bona fide, 0 = impostor / attack),
-optionally ``fold`` (k-fold accuracy, threshold chosen on the other folds)
-and ``attack_type`` (adds ISO/IEC 30107-3 liveness metrics).  The results
-go to the results store like any facebench run, so the report shows them
-beside the built-in plugins under the same protocol.
+optionally ``fold`` (k-fold accuracy, threshold chosen on the other folds),
+``attack_type`` (adds ISO/IEC 30107-3 liveness metrics) and the identities
+of each pair, ``subject`` or ``subject_a,subject_b`` (confidence intervals
+resample subjects, :mod:`harness.metrics.uncertainty`).  Every headline
+metric gets a 95 % interval.  The results go to the results store like any
+facebench run, so the report shows them beside the built-in plugins under
+the same protocol.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import numpy as np
 
 from harness.errors import DataError
 
-COLUMNS = ("score", "label", "fold", "attack_type")
+COLUMNS = ("score", "label", "fold", "attack_type", "subject", "subject_a", "subject_b")
+#: Columns read as text.
+TEXT_COLUMNS = ("attack_type", "subject", "subject_a", "subject_b")
 _ALIASES = {"scores": "score", "labels": "label", "folds": "fold", "attack_types": "attack_type",
-            "issame": "label"}
+            "issame": "label", "subjects": "subject"}
+_EXPECTED = "score,label[,fold][,attack_type][,subject | ,subject_a,subject_b]"
 
 
 def _fail(path: Path, where: str, msg: str) -> DataError:
     return DataError(f"{path}{where}: {msg}")
 
 
+def _text_lines(path: Path, fh: Any) -> Iterator[str]:
+    """The lines of a binary file as UTF-8 text (a leading BOM dropped); a
+    line that is not UTF-8 is a :class:`DataError` naming it."""
+    pieces = (piece for chunk in fh for piece in chunk.splitlines(keepends=True))  # \n, \r\n or \r ends a line
+    for n, raw in enumerate(pieces, 1):
+        if n == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        if b"\0" in raw:
+            raise _fail(path, f":{n}", "contains NUL bytes: this is a binary file, not a CSV; "
+                        "expected UTF-8 text (score,label[,fold][,attack_type]) or an .npz")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _fail(path, f":{n}", f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8; "
+                        "expected a UTF-8 CSV — re-save the file as UTF-8 (or give an .npz)") from None
+
+
+def _rows(path: Path, reader: Any) -> Iterator[list[str]]:
+    """The rows of ``reader``; a CSV syntax error is a :class:`DataError`."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _fail(path, f":{reader.line_num}", f"not a readable CSV ({exc})") from None
+        yield row
+
+
 def read_scores_csv(path: Path) -> dict[str, np.ndarray]:
     """Columns of a score CSV; errors name the file, line and column."""
     try:
-        fh = path.open(newline="", encoding="utf-8-sig")
+        fh = path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror})") from None
     with fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(_text_lines(path, fh))
         try:
             header = next(reader)
         except StopIteration:
             raise _fail(path, ":1", "the file is empty; expected a header row such as score,label,fold") from None
+        except csv.Error as exc:
+            raise _fail(path, ":1", f"not a readable CSV ({exc})") from None
         names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
         for need in ("score", "label"):
             if need not in names:
                 raise _fail(path, ":1", f"no {need!r} column in the header {header}; expected "
-                            "score,label[,fold][,attack_type]")
+                            f"{_EXPECTED}")
         col = {n: names.index(n) for n in COLUMNS if n in names}
         data: dict[str, list] = {n: [] for n in col}
-        for row in reader:
+        for row in _rows(path, reader):
             line = reader.line_num
             if not row or all(not c.strip() for c in row):
                 continue
@@ -58,7 +97,10 @@ def read_scores_csv(path: Path) -> dict[str, np.ndarray]:
                 raise _fail(path, f":{line}", f"{len(row)} field(s) but the header has {len(header)}")
             for n, i in col.items():
                 v = row[i].strip()
-                if n == "attack_type":
+                if n in TEXT_COLUMNS:
+                    if n != "attack_type" and not v:
+                        raise _fail(path, f":{line}", f"column {header[i]!r} is empty; every pair needs its "
+                                    "subject (or drop the subject columns to resample pairs)")
                     data[n].append(v)
                     continue
                 try:
@@ -79,9 +121,22 @@ def read_scores_csv(path: Path) -> dict[str, np.ndarray]:
            "label": np.asarray(data["label"], dtype=np.int64)}
     if "fold" in data:
         out["fold"] = np.asarray(data["fold"], dtype=np.int64)
-    if "attack_type" in data:
-        out["attack_type"] = np.asarray(data["attack_type"], dtype=object)
-    return out
+    for n in TEXT_COLUMNS:
+        if n in data:
+            out[n] = np.asarray(data[n], dtype=object)
+    return _check_subjects(path, out)
+
+
+def _check_subjects(path: Path, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``subject`` alone, or ``subject_a`` with ``subject_b``; never a half pair."""
+    has = [k for k in ("subject_a", "subject_b") if k in data]
+    if len(has) == 1:
+        other = "subject_b" if has[0] == "subject_a" else "subject_a"
+        raise DataError(f"{path}: has {has[0]!r} but no {other!r}; give both (the two people of each pair) "
+                        "or one 'subject' column")
+    if has and "subject" in data:
+        raise DataError(f"{path}: has 'subject' and 'subject_a','subject_b'; give one or the other")
+    return data
 
 
 def read_scores_npz(path: Path) -> dict[str, np.ndarray]:
@@ -93,7 +148,7 @@ def read_scores_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: cannot read as NPZ ({exc})") from None
     for need in ("score", "label"):
         if need not in arrays:
-            raise DataError(f"{path}: no {need!r} array (has {sorted(arrays)}); expected score, label[, fold, attack_type]")
+            raise DataError(f"{path}: no {need!r} array (has {sorted(arrays)}); expected {_EXPECTED}")
     n = arrays["score"].reshape(-1).size
     out: dict[str, np.ndarray] = {}
     for k in COLUMNS:
@@ -119,8 +174,11 @@ def read_scores_npz(path: Path) -> dict[str, np.ndarray]:
             a = a.astype(np.int64)
         else:
             a = a.astype(str).astype(object)
+            if k != "attack_type" and (a == "").any():
+                raise DataError(f"{path}: array {k!r} entry {int(np.flatnonzero(a == '')[0])} is empty; "
+                                "every pair needs its subject")
         out[k] = a
-    return out
+    return _check_subjects(path, out)
 
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:
@@ -141,17 +199,51 @@ def config_hash(path: Path, options: dict[str, Any]) -> str:
     return h.hexdigest()[:10]
 
 
-def evaluate(data: dict[str, np.ndarray], *, rule: str = "strict", bootstrap: int = 0) -> dict[str, Any]:
-    """metrics / sections / curves for the columns read from a score file."""
-    from harness.metrics.report import liveness_summary, verification_summary
+def ci_unit_for(path: Path, data: dict[str, np.ndarray], ci_unit: str | None) -> str:
+    """The resampling unit: ``subjects`` where the file names them, else ``pairs``."""
+    has_subjects = "subject" in data or "subject_a" in data
+    if ci_unit is None:
+        return "subjects" if has_subjects else "pairs"
+    if ci_unit == "subjects" and not has_subjects:
+        raise DataError(f"{path}: --ci-unit subjects needs a 'subject' column (or 'subject_a','subject_b') "
+                        f"naming the people of each pair; found {sorted(data)} — add them or use --ci-unit pairs")
+    return ci_unit
 
-    result = verification_summary(data["score"], data["label"], data.get("fold"), rule=rule, bootstrap=bootstrap)
+
+def evaluate(data: dict[str, np.ndarray], *, rule: str = "strict", bootstrap: int = 0, ci_unit: str = "pairs",
+             ci_method: str = "percentile", seed: int = 0) -> dict[str, Any]:
+    """metrics / sections / curves for the columns read from a score file;
+    with ``bootstrap > 0`` the headline metrics get 95 % intervals
+    (:func:`~harness.metrics.uncertainty.attach_intervals`)."""
+    from harness.metrics.report import liveness_summary, verification_summary
+    from harness.metrics.uncertainty import attach_intervals
+
+    result = verification_summary(data["score"], data["label"], data.get("fold"), rule=rule)
+    if bootstrap > 0:
+        subject_a = data.get("subject", data.get("subject_a"))
+        attach_intervals(result["metrics"], data["score"], data["label"], folds=data.get("fold"),
+                         subject_a=subject_a, subject_b=data.get("subject_b"), unit=ci_unit, B=bootstrap,
+                         seed=seed, method=ci_method)
     if "attack_type" in data:
         live = liveness_summary(data["score"], data["label"], data["attack_type"])
         keep = {"apcer", "bpcer", "acer", "hter"}
         result["metrics"].extend(m for m in live["metrics"] if m["name"] in keep)
         result["sections"].update(live["sections"])
     return result
+
+
+def _ci_text(m: dict) -> str:
+    info = (m.get("meta") or {}).get("ci") or {}
+    if not m.get("ci"):
+        return ""
+    lo, hi = m["ci"]
+    how = info.get("method", "")
+    if info.get("unit") and info.get("unit") != "trials":
+        how += f", {info['unit']}"
+    text = f"  [{lo:.4g}, {hi:.4g}] {100 * info.get('level', 0.95):g}% {how}".rstrip()
+    if info.get("rule_of_3") is not None:
+        text += f"; rule of 3 upper {info['rule_of_3']:.3g}"
+    return text
 
 
 def _table(metrics: list[dict]) -> str:
@@ -161,11 +253,38 @@ def _table(metrics: list[dict]) -> str:
         text = "n/a" if v is None else f"{v:.6g}"
         if m.get("std") is not None:
             text += f" ± {m['std']:.3g}"
-        if m.get("ci"):
-            text += f"  [{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]"
+        text += _ci_text(m)
         rows.append((m["name"], text, "↑" if m["direction"] == "higher" else "↓"))
     w = max(len(r[0]) for r in rows)
     return "\n".join(f"{n:<{w}}  {d}  {t}" for n, t, d in rows)
+
+
+def _protocol(path: Path, data: dict[str, np.ndarray], rule: str, intervals: dict | None) -> dict[str, Any]:
+    from harness.metrics.report import DEFAULT_FAR_TARGETS
+
+    return {
+        "name": "external scores",
+        "input": path.name,
+        "pairs": int(data["score"].size),
+        "folds": int(np.unique(data["fold"]).size) if "fold" in data else None,
+        "tar_at_far_rule": rule,
+        "far_targets": list(DEFAULT_FAR_TARGETS),
+        "accept": "score >= threshold",
+        "fold_threshold": "chosen on the other folds over all midpoints (highest on ties)"
+        if "fold" in data else None,
+        "liveness_threshold": "EER threshold of these scores (optimistic)" if "attack_type" in data else None,
+        "intervals": intervals,
+    }
+
+
+def _intervals_line(iv: dict | None) -> str:
+    if iv is None:
+        return "intervals: none (--bootstrap 0)"
+    unit = ("subjects (a pair weighs c_a·c_b: both its people drawn, with multiplicity)"
+            if iv["unit"] == "subjects" else "pairs (within label and fold)")
+    return (f"intervals: 95% {iv['method']} bootstrap over {unit}, B={iv['B']}, seed {iv['seed']}; "
+            "FAR/FRR at the EER threshold: " + ("exact binomial (Clopper-Pearson)" if iv["unit"] == "pairs"
+                                                else "the same bootstrap"))
 
 
 @click.command("score")
@@ -175,24 +294,38 @@ def _table(metrics: list[dict]) -> str:
 @click.option("--name", default=None, metavar="NAME", help="A label for this system in the report.")
 @click.option("--rule", type=click.Choice(["strict", "nearest"]), default="strict", show_default=True,
               help="TAR@FAR rule: strict (largest TAR with FAR <= target) or nearest (insightface IJB).")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Bootstrap resamples for a 95% interval on each TAR@FAR (0: none).")
+@click.option("--bootstrap", "bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              metavar="N", help="Bootstrap replicates for the 95% intervals of the headline metrics (0: none).")
+@click.option("--ci-unit", type=click.Choice(["pairs", "subjects"]), default=None,
+              help="What the bootstrap resamples: pairs, or subjects with all their pairs (needs a 'subject' "
+                   "or 'subject_a,subject_b' column). Default: subjects when FILE names them, else pairs.")
+@click.option("--ci-method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True,
+              help="Bootstrap interval: percentile, or bias-corrected and accelerated.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int, as_json: bool) -> None:
-    """Evaluate FILE (CSV or NPZ: score,label[,fold][,attack_type]) under facebench's protocols.
+def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int, ci_unit: str | None,
+            ci_method: str, seed: int, as_json: bool) -> None:
+    """Evaluate FILE (CSV or NPZ: score,label[,fold][,attack_type][,subject | ,subject_a,subject_b])
+    under facebench's protocols, with a 95% interval on each headline metric.
 
     \b
     Examples:
       harness score my_system.csv --name "my system"
+      harness score lfw_scores.csv --ci-unit subjects --bootstrap 1000 --seed 1
       harness score scores.npz --rule nearest --json
     """
-    from harness.metrics.report import DEFAULT_FAR_TARGETS
     from harness.results import RunStore, collect_provenance
 
     path = Path(file)
+    store = RunStore(reports)
+    store.check_writable()  # before any work: a bad --reports leaves nothing behind
     data = read_scores(path)
-    result = evaluate(data, rule=rule, bootstrap=bootstrap)
-    options = {"rule": rule, "bootstrap": bootstrap, "name": name}
+    unit = ci_unit_for(path, data, ci_unit)
+    result = evaluate(data, rule=rule, bootstrap=bootstrap, ci_unit=unit, ci_method=ci_method, seed=seed)
+    intervals = ({"level": 0.95, "method": ci_method, "unit": unit, "B": bootstrap, "seed": seed}
+                 if bootstrap > 0 else None)
+    options = {"rule": rule, "bootstrap": bootstrap, "ci_unit": unit, "ci_method": ci_method, "seed": seed,
+               "name": name}
     chash = config_hash(path, options)
     slug = "scores-" + (re.sub(r"[^a-z0-9]+", "-", (name or path.stem).lower()).strip("-") or "file")
     n = int(data["score"].size)
@@ -200,30 +333,23 @@ def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int
     results = {
         "task": "scores",
         "name": name or path.stem,
-        "provenance": collect_provenance(config, {}, 0),
-        "protocol": {
-            "name": "external scores",
-            "input": path.name,
-            "pairs": n,
-            "folds": int(np.unique(data["fold"]).size) if "fold" in data else None,
-            "tar_at_far_rule": rule,
-            "far_targets": list(DEFAULT_FAR_TARGETS),
-            "accept": "score >= threshold",
-            "fold_threshold": "chosen on the other folds over all midpoints (highest on ties)"
-            if "fold" in data else None,
-            "liveness_threshold": "EER threshold of these scores (optimistic)" if "attack_type" in data else None,
-        },
+        "provenance": collect_provenance(config, {}, seed),
+        "protocol": _protocol(path, data, rule, intervals),
         **result,
     }
-    store = RunStore(reports)
     run = store.create(slug, chash)
-    run.write_results(results)
-    arrays = {"score": data["score"], "label": data["label"]}
-    if "fold" in data:
-        arrays["fold"] = data["fold"]
-    if "attack_type" in data:
-        arrays["attack_type"] = data["attack_type"].astype(str)
-    run.save_arrays("scores", **arrays)
+    try:
+        run.write_results(results)
+        arrays = {"score": data["score"], "label": data["label"]}
+        if "fold" in data:
+            arrays["fold"] = data["fold"]
+        for k in TEXT_COLUMNS:
+            if k in data:
+                arrays[k] = data[k].astype(str)
+        run.save_arrays("scores", **arrays)
+    except BaseException:  # leave no half-written run behind
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
     try:
         from harness.report import render_all
     except ImportError:
@@ -234,5 +360,6 @@ def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int
         click.echo(json.dumps(run.read_results(), indent=2))
     else:
         click.echo(f"{path.name}: {n} scores ({int(data['label'].sum())} genuine), rule {rule}")
+        click.echo(_intervals_line(intervals))
         click.echo(_table(result["metrics"]))
         click.echo(f"written: {run.results_path}")

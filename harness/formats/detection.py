@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.formats._fields import ascii_int
 
 __all__ = ["EllipseImage", "LabelV2Image", "ellipse_to_box", "parse_fddb_ellipses", "parse_labelv2"]
 
@@ -37,16 +38,40 @@ class LabelV2Image:
     landmarks: np.ndarray | None = None  # (N, 5, 2) where given (-1 = missing)
 
 
+_MAX_SIDE = 1 << 20  # image sides and face counts above this are not real annotations
+
+
+def _read_lines(p: Path, what: str) -> list[str]:
+    try:
+        return p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{p}: {what} file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); expected a {what} "
+                        "file") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read the {what} file ({exc.strerror or exc})") from None
+
+
+_MAX_COORD = 1e9  # pixel coordinates, radii and angles beyond this are corrupt
+
+
+def _finite_floats(tokens: list[str]) -> list[float] | None:
+    """The tokens as floats of magnitude at most 1e9, or None when one is not."""
+    try:
+        vals = [float(t) for t in tokens]
+    except ValueError:
+        return None
+    return vals if all(abs(v) <= _MAX_COORD for v in vals) else None
+
+
 def parse_labelv2(path: str | os.PathLike) -> list[LabelV2Image]:
     """Parse a WIDER ``labelv2`` file.
 
     :raises DataError: naming the file and line of a malformed entry.
     """
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{p}: WIDER labelv2 file not found") from None
+    lines = _read_lines(p, "WIDER labelv2")
     out: list[LabelV2Image] = []
     cur: dict | None = None
 
@@ -64,16 +89,19 @@ def parse_labelv2(path: str | os.PathLike) -> list[LabelV2Image]:
         if line.startswith("#"):
             flush()
             toks = line[1:].split()
-            if len(toks) != 3 or not toks[1].isdigit() or not toks[2].isdigit():
-                raise DataError(f"{p}, line {lineno}: {line[:80]!r}; expected '# <path> <width> <height>'")
-            cur = {"path": toks[0], "w": int(toks[1]), "h": int(toks[2]), "boxes": [], "lms": []}
+            w = ascii_int(toks[1], hi=_MAX_SIDE) if len(toks) == 3 else None
+            h = ascii_int(toks[2], hi=_MAX_SIDE) if len(toks) == 3 else None
+            if w is None or h is None:
+                raise DataError(f"{p}, line {lineno}: {line[:80]!r}; expected '# <path> <width> <height>' "
+                                f"with whole-number sizes up to {_MAX_SIDE:,}")
+            cur = {"path": toks[0], "w": w, "h": h, "boxes": [], "lms": []}
             continue
         if cur is None:
             raise DataError(f"{p}, line {lineno}: box line before any '# <path> W H' header")
-        try:
-            vals = [float(t) for t in line.split()]
-        except ValueError:
-            raise DataError(f"{p}, line {lineno}: {line[:80]!r}; expected numbers 'x1 y1 x2 y2 [landmarks]'") from None
+        vals = _finite_floats(line.split())
+        if vals is None:
+            raise DataError(f"{p}, line {lineno}: {line[:80]!r}; expected numbers 'x1 y1 x2 y2 [landmarks]' "
+                            f"(finite, at most {_MAX_COORD:g} in magnitude)")
         if len(vals) < 4:
             raise DataError(f"{p}, line {lineno}: {len(vals)} numbers; expected at least x1 y1 x2 y2")
         cur["boxes"].append(vals[:4])
@@ -105,10 +133,7 @@ def parse_fddb_ellipses(path: str | os.PathLike) -> list[EllipseImage]:
     :raises DataError: naming the file and line of a malformed entry.
     """
     p = Path(path)
-    try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-    except FileNotFoundError:
-        raise DataError(f"{p}: FDDB ellipse file not found") from None
+    lines = [ln.strip() for ln in _read_lines(p, "FDDB ellipse")]
     out: list[EllipseImage] = []
     i = 0
     n = len(lines)
@@ -117,22 +142,18 @@ def parse_fddb_ellipses(path: str | os.PathLike) -> list[EllipseImage]:
             i += 1
             continue
         name = lines[i]
-        if i + 1 >= n or not lines[i + 1].isdigit():
-            raise DataError(f"{p}, line {i + 2}: expected the face count after {name!r}")
-        count = int(lines[i + 1])
+        count = ascii_int(lines[i + 1], hi=_MAX_SIDE) if i + 1 < n else None
+        if count is None:
+            raise DataError(f"{p}, line {i + 2}: expected the face count (a whole number) after {name[:80]!r}")
         ells = []
         for j in range(count):
             k = i + 2 + j
             if k >= n:
-                raise DataError(f"{p}, line {k + 1}: file ends inside {name!r} ({j} of {count} ellipses)")
-            toks = lines[k].split()
-            try:
-                vals = [float(t) for t in toks[:5]]
-                if len(vals) < 5:
-                    raise ValueError
-            except ValueError:
+                raise DataError(f"{p}, line {k + 1}: file ends inside {name[:80]!r} ({j} of {count} ellipses)")
+            vals = _finite_floats(lines[k].split()[:5])
+            if vals is None or len(vals) < 5:
                 raise DataError(f"{p}, line {k + 1}: {lines[k][:80]!r}; expected "
-                                "'major_radius minor_radius angle center_x center_y 1'") from None
+                                "'major_radius minor_radius angle center_x center_y 1' (finite numbers)")
             ells.append(vals)
         arr = np.asarray(ells, np.float64).reshape(-1, 5)
         boxes = np.asarray([ellipse_to_box(*e) for e in arr], np.float32).reshape(-1, 4)

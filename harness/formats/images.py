@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.formats._fields import ascii_int
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -125,8 +126,6 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             line = line.split(b"#")[0]
             tokens.extend(line.split())
             if len(tokens) >= 3:
-                try:
-                    return int(tokens[1]), int(tokens[2])
-                except ValueError:
-                    return None
+                w, h = ascii_int(tokens[1]), ascii_int(tokens[2])
+                return (w, h) if w is not None and h is not None else None
     return None

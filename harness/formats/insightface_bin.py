@@ -113,7 +113,11 @@ def _validate(obj, where: str) -> tuple[list[bytes], list[bool]]:
     images: list[bytes] = []
     for i, b in enumerate(bins):
         if isinstance(b, str):  # a Python 2 str read without encoding="bytes"
-            b = b.encode("latin-1")
+            try:
+                b = b.encode("latin-1")
+            except UnicodeEncodeError:
+                raise DataError(f"{where}: image {i} is text with characters beyond latin-1, not the "
+                                f"bytes of an image; {expected}") from None
         if not isinstance(b, (bytes, bytearray)):
             raise DataError(f"{where}: image {i} is {type(b).__name__}, not bytes; {expected}")
         images.append(bytes(b))

@@ -24,6 +24,7 @@ from typing import Iterable, Mapping, Sequence
 
 from harness.errors import DataError
 from harness.atomic import atomic_output
+from harness.formats._fields import ascii_int
 
 __all__ = ["Pair", "PairsFile", "generate_pairs", "parse_pairs", "parse_pairs_text", "write_pairs"]
 
@@ -74,11 +75,13 @@ def _bad(where: str, lineno: int, what: str, raw: str) -> DataError:
     )
 
 
+_MAX_NUMBER = 10**9  # image numbers, folds and pairs per fold above this are not a real pairs file
+_NUMBERS = f"image numbers must be positive whole numbers (1 to {_MAX_NUMBER:,}, ASCII digits)"
+
+
 def _number(tok: str) -> int | None:
-    if not tok.isdigit():
-        return None
-    n = int(tok)
-    return n if n >= 1 else None
+    """A positive count of ASCII digits (``str.isdigit`` would admit '²'), or None."""
+    return ascii_int(tok, lo=1, hi=_MAX_NUMBER)
 
 
 def parse_pairs_text(text: str, where: str = "<pairs>", skip_bad: bool = False) -> PairsFile:
@@ -95,19 +98,16 @@ def parse_pairs_text(text: str, where: str = "<pairs>", skip_bad: bool = False) 
         idx += 1
     if idx >= len(lines):
         raise DataError(f"{where}: empty pairs file; expected a header line such as '10\\t300'")
-    header = lines[idx].split()
-    try:
-        nums = [int(t) for t in header]
-    except ValueError:
-        nums = []
-    if len(nums) == 2 and nums[0] >= 1 and nums[1] >= 1:
+    nums = [_number(t) for t in lines[idx].split()]
+    if len(nums) == 2 and None not in nums:
         folds, per_fold = nums
-    elif len(nums) == 1 and nums[0] >= 1:
+    elif len(nums) == 1 and None not in nums:
         folds, per_fold = 1, nums[0]
     else:
         raise DataError(
             f"{where}, line {idx + 1}: bad header {lines[idx].strip()[:60]!r}; expected "
-            "'<folds>\\t<pairs per class per fold>' such as '10\\t300' (or one number for View 1)"
+            "'<folds>\\t<pairs per class per fold>' such as '10\\t300' (or one number for View 1), "
+            f"whole numbers from 1 to {_MAX_NUMBER:,}"
         )
     block = 2 * per_fold
     out = PairsFile(folds, per_fold)
@@ -120,12 +120,12 @@ def parse_pairs_text(text: str, where: str = "<pairs>", skip_bad: bool = False) 
             if len(toks) == 3:
                 n1, n2 = _number(toks[1]), _number(toks[2])
                 if n1 is None or n2 is None:
-                    raise _bad(where, lineno, "image numbers must be positive integers", raw)
+                    raise _bad(where, lineno, _NUMBERS, raw)
                 pair = Pair(toks[0], n1, toks[0], n2, position // block, lineno)
             elif len(toks) == 4:
                 n1, n2 = _number(toks[1]), _number(toks[3])
                 if n1 is None or n2 is None:
-                    raise _bad(where, lineno, "image numbers must be positive integers", raw)
+                    raise _bad(where, lineno, _NUMBERS, raw)
                 pair = Pair(toks[0], n1, toks[2], n2, position // block, lineno)
             else:
                 raise _bad(where, lineno, f"{len(toks)} fields", raw)
@@ -188,6 +188,111 @@ def write_pairs(path: str | os.PathLike, folds: Sequence[Sequence[Pair]]) -> Pat
     return target
 
 
+def _pair_key(a: str, i: int, b: str, j: int) -> tuple:
+    """The same pair whichever way round it is written."""
+    return tuple(sorted([(a, i), (b, j)]))
+
+
+class _PairDrawer:
+    """Draws distinct pairs for :func:`generate_pairs`, remembering every pair used.
+
+    :param ids: identity name -> its sorted image numbers (non-empty).
+    """
+
+    def __init__(self, ids: Mapping[str, list[int]], per_fold: int, rng: random.Random) -> None:
+        self.ids, self.per_fold, self.rng = ids, per_fold, rng
+        self.used: set[tuple] = set()
+
+    def same_capacity(self, group: Sequence[str]) -> int:
+        return sum(len(self.ids[n]) * (len(self.ids[n]) - 1) // 2 for n in group)
+
+    def diff_capacity(self, group: Sequence[str]) -> int:
+        sizes = [len(self.ids[n]) for n in group]
+        total = sum(sizes)
+        return (total * total - sum(s * s for s in sizes)) // 2
+
+    def release(self, pairs: Iterable[Pair]) -> None:
+        """Forget pairs drawn for a fold that is drawn again from a bigger pool."""
+        for p in pairs:
+            self.used.discard(_pair_key(p.name1, p.n1, p.name2, p.n2))
+
+    def draw_same(self, pool: Sequence[str], fold: int) -> list[Pair]:
+        ids, rng = self.ids, self.rng
+        cands = [n for n in pool if len(ids[n]) >= 2]
+        out: list[Pair] = []
+        all_pairs = [(n, a, b) for n in cands for ai, a in enumerate(ids[n]) for b in ids[n][ai + 1:]]
+        all_pairs = [t for t in all_pairs if _pair_key(t[0], t[1], t[0], t[2]) not in self.used]
+        rng.shuffle(all_pairs)
+        # spread over identities: round-robin by identity after shuffling
+        by_id: dict[str, list] = {}
+        for t in all_pairs:
+            by_id.setdefault(t[0], []).append(t)
+        order_ids = list(by_id)
+        rng.shuffle(order_ids)
+        while len(out) < self.per_fold and order_ids:
+            for n in list(order_ids):
+                if len(out) >= self.per_fold:
+                    break
+                if not by_id[n]:
+                    order_ids.remove(n)
+                    continue
+                name, a, b = by_id[n].pop()
+                self.used.add(_pair_key(name, a, name, b))
+                out.append(Pair(name, a, name, b, fold))
+        return out
+
+    def draw_diff(self, pool: Sequence[str], fold: int) -> list[Pair]:
+        ids, rng, per_fold = self.ids, self.rng, self.per_fold
+        out: list[Pair] = []
+        tries = 0
+        pool = list(pool)
+        limit = 50 * per_fold + 1000
+        while len(out) < per_fold and tries < limit:
+            tries += 1
+            a, b = rng.sample(pool, 2)
+            if a > b:
+                a, b = b, a
+            i, j = rng.choice(ids[a]), rng.choice(ids[b])
+            k = _pair_key(a, i, b, j)
+            if k in self.used:
+                continue
+            self.used.add(k)
+            out.append(Pair(a, i, b, j, fold))
+        if len(out) < per_fold and self.diff_capacity(pool) >= per_fold:  # dense pools: enumerate the rest
+            rest = [(a, i, b, j) for ai, a in enumerate(pool) for b in pool[ai + 1:]
+                    for i in ids[a] for j in ids[b]]
+            rest = [tuple(x) for x in rest if _pair_key(*x) not in self.used]
+            rng.shuffle(rest)
+            for a, i, b, j in rest[: per_fold - len(out)]:
+                if a > b:
+                    a, i, b, j = b, j, a, i
+                self.used.add(_pair_key(a, i, b, j))
+                out.append(Pair(a, i, b, j, fold))
+        return out
+
+    def fold(self, k: int, group: Sequence[str], names: Sequence[str], warnings: list[str]) -> list[Pair]:
+        """Fold ``k``: genuine then impostor pairs from ``group``, or from ``names`` when it is too small."""
+        per_fold = self.per_fold
+        same = self.draw_same(group, k) if self.same_capacity(group) >= per_fold else []
+        if len(same) < per_fold:
+            self.release(same)
+            warnings.append(f"fold {k + 1}: its {len(group)} identities give too few genuine pairs; "
+                            "drew from all identities (identities repeat across folds)")
+            same = self.draw_same(names, k)
+        diff = self.draw_diff(group, k) if len(group) >= 2 and self.diff_capacity(group) >= per_fold else []
+        if len(diff) < per_fold:
+            self.release(diff)
+            warnings.append(f"fold {k + 1}: its {len(group)} identities give too few impostor pairs; "
+                            "drew from all identities (identities repeat across folds)")
+            diff = self.draw_diff(names, k)
+        if len(same) < per_fold or len(diff) < per_fold:
+            raise DataError(
+                f"fold {k + 1}: could draw only {len(same)} genuine and {len(diff)} impostor "
+                f"distinct pairs of the {per_fold} each asked for; lower --pairs-per-fold"
+            )
+        return same + diff
+
+
 def generate_pairs(
     identities: Mapping[str, Iterable[int]],
     folds: int = 10,
@@ -216,19 +321,9 @@ def generate_pairs(
     order = names[:]
     rng.shuffle(order)
     groups = [order[k::folds] for k in range(folds)]
-    used: set[tuple] = set()
-    warnings: list[str] = []
-
-    def same_capacity(group: Sequence[str]) -> int:
-        return sum(len(ids[n]) * (len(ids[n]) - 1) // 2 for n in group)
-
-    def diff_capacity(group: Sequence[str]) -> int:
-        sizes = [len(ids[n]) for n in group]
-        total = sum(sizes)
-        return (total * total - sum(s * s for s in sizes)) // 2
-
-    total_same = same_capacity(names)
-    total_diff = diff_capacity(names)
+    drawer = _PairDrawer(ids, per_fold, rng)
+    total_same = drawer.same_capacity(names)
+    total_diff = drawer.diff_capacity(names)
     if total_same < folds * per_fold:
         raise DataError(
             f"only {total_same} distinct genuine pairs exist among {len(names)} identities but "
@@ -239,85 +334,6 @@ def generate_pairs(
             f"only {total_diff} distinct impostor pairs exist but {folds * per_fold} were asked "
             "for; lower --pairs-per-fold or --folds"
         )
-
-    def key(a: str, i: int, b: str, j: int) -> tuple:
-        return tuple(sorted([(a, i), (b, j)]))
-
-    def draw_same(pool: Sequence[str], fold: int) -> list[Pair]:
-        cands = [n for n in pool if len(ids[n]) >= 2]
-        out: list[Pair] = []
-        all_pairs = [(n, a, b) for n in cands for ai, a in enumerate(ids[n]) for b in ids[n][ai + 1:]]
-        all_pairs = [t for t in all_pairs if key(t[0], t[1], t[0], t[2]) not in used]
-        rng.shuffle(all_pairs)
-        # spread over identities: round-robin by identity after shuffling
-        by_id: dict[str, list] = {}
-        for t in all_pairs:
-            by_id.setdefault(t[0], []).append(t)
-        order_ids = list(by_id)
-        rng.shuffle(order_ids)
-        while len(out) < per_fold and order_ids:
-            for n in list(order_ids):
-                if len(out) >= per_fold:
-                    break
-                if not by_id[n]:
-                    order_ids.remove(n)
-                    continue
-                name, a, b = by_id[n].pop()
-                used.add(key(name, a, name, b))
-                out.append(Pair(name, a, name, b, fold))
-        return out
-
-    def draw_diff(pool: Sequence[str], fold: int) -> list[Pair]:
-        out: list[Pair] = []
-        tries = 0
-        pool = list(pool)
-        cap = diff_capacity(pool)
-        limit = 50 * per_fold + 1000
-        while len(out) < per_fold and tries < limit:
-            tries += 1
-            a, b = rng.sample(pool, 2)
-            if a > b:
-                a, b = b, a
-            i, j = rng.choice(ids[a]), rng.choice(ids[b])
-            k = key(a, i, b, j)
-            if k in used:
-                continue
-            used.add(k)
-            out.append(Pair(a, i, b, j, fold))
-        if len(out) < per_fold and cap >= per_fold:  # dense pools: enumerate the rest
-            rest = [(a, i, b, j) for ai, a in enumerate(pool) for b in pool[ai + 1:]
-                    for i in ids[a] for j in ids[b]]
-            rest = [tuple(x) for x in rest if key(*x) not in used]
-            rng.shuffle(rest)
-            for a, i, b, j in rest[: per_fold - len(out)]:
-                if a > b:
-                    a, i, b, j = b, j, a, i
-                used.add(key(a, i, b, j))
-                out.append(Pair(a, i, b, j, fold))
-        return out
-
-    result: list[list[Pair]] = []
-    for k in range(folds):
-        group = groups[k]
-        same = draw_same(group, k) if same_capacity(group) >= per_fold else []
-        if len(same) < per_fold:
-            if same:
-                for p in same:
-                    used.discard(key(p.name1, p.n1, p.name2, p.n2))
-            warnings.append(f"fold {k + 1}: its {len(group)} identities give too few genuine pairs; "
-                            "drew from all identities (identities repeat across folds)")
-            same = draw_same(names, k)
-        diff = draw_diff(group, k) if len(group) >= 2 and diff_capacity(group) >= per_fold else []
-        if len(diff) < per_fold:
-            for p in diff:
-                used.discard(key(p.name1, p.n1, p.name2, p.n2))
-            warnings.append(f"fold {k + 1}: its {len(group)} identities give too few impostor pairs; "
-                            "drew from all identities (identities repeat across folds)")
-            diff = draw_diff(names, k)
-        if len(same) < per_fold or len(diff) < per_fold:
-            raise DataError(
-                f"fold {k + 1}: could draw only {len(same)} genuine and {len(diff)} impostor "
-                f"distinct pairs of the {per_fold} each asked for; lower --pairs-per-fold"
-            )
-        result.append(same + diff)
+    warnings: list[str] = []
+    result = [drawer.fold(k, groups[k], names, warnings) for k in range(folds)]
     return result, warnings

@@ -34,8 +34,10 @@ insightface's training ``.rec`` (what :func:`write_insightface_rec` writes):
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.atomic import atomic_paths
+from harness.formats._fields import ascii_int, class_label, label_limit
 
 __all__ = [
     "IRHeader",
@@ -52,6 +55,7 @@ __all__ = [
     "RecordIOReader",
     "RecordIOWriter",
     "pack",
+    "parse_idx",
     "read_insightface_rec",
     "unpack",
     "write_insightface_rec",
@@ -62,6 +66,8 @@ _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _IR_FORMAT = "<IfQQ"
 _IR_SIZE = struct.calcsize(_IR_FORMAT)  # 24
 _MAX_LEN = (1 << 29) - 1
+_FRAME = 8  # magic + lrecord: the least room any record takes in a .rec
+_IDX_LINE = re.compile(r"\s*(\S+)\s+(\S+)\s*")
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,30 @@ class RecordIOWriter:
         return start
 
 
+def parse_idx(text: str, where: str = "<.idx>", rec_name: str = "the .rec") -> dict[int, int]:
+    """``{key: byte offset}`` from the text of an ``.idx`` (``key<TAB>offset`` lines).
+
+    :raises DataError: naming ``where`` and the line: not two whole numbers of
+        1-18 ASCII digits, or an offset that is not 4-byte aligned.
+    """
+    out: dict[int, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _IDX_LINE.fullmatch(line)
+        key, off = (ascii_int(m.group(1)), ascii_int(m.group(2))) if m else (None, None)
+        if key is None or off is None:
+            raise DataError(f"{where}, line {lineno}: {line[:80]!r} is not 'key<TAB>offset' (two whole "
+                            "numbers of at most 18 ASCII digits); regenerate the .idx")
+        if off % 4:
+            raise DataError(f"{where}, line {lineno}: offset {off} is not 4-byte aligned, so it cannot "
+                            f"start a record of {rec_name}; the .idx does not belong to this .rec — "
+                            "regenerate it")
+        # an offset past the end is reported as a truncated record when read
+        out[key] = off
+    return out
+
+
 class RecordIOReader:
     """Read a ``.rec`` (memory-mapped), by offset, by ``.idx`` key, or sequentially.
 
@@ -155,14 +185,17 @@ class RecordIOReader:
             cand = self.path.with_suffix(".idx")
             idx_path = cand if cand.is_file() else None
         self.idx_path = Path(idx_path) if idx_path else None
-        self.index: dict[int, int] = self._read_idx() if self.idx_path else {}
-        if not self.index:
-            self.index = {k: off for k, off in enumerate(self.scan())}
+        try:
+            self.index: dict[int, int] = self._read_idx() if self.idx_path else {}
+            if not self.index:
+                self.index = {k: off for k, off in enumerate(self.scan())}
+        except BaseException:
+            self.close()
+            raise
         self.keys = sorted(self.index)
 
     # --------------------------------------------------------------- helpers
     def _read_idx(self) -> dict[int, int]:
-        out: dict[int, int] = {}
         assert self.idx_path is not None
         try:
             text = self.idx_path.read_text(encoding="ascii")
@@ -170,21 +203,7 @@ class RecordIOReader:
             raise DataError(f"{self.idx_path}: .idx file not found") from None
         except UnicodeDecodeError:
             raise DataError(f"{self.idx_path}: not a text .idx file; expected 'key<TAB>offset' lines") from None
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not all(p.isdigit() for p in parts):
-                raise DataError(f"{self.idx_path}, line {lineno}: {line[:80]!r} is not "
-                                "'key<TAB>offset'; regenerate the .idx")
-            key, off = int(parts[0]), int(parts[1])
-            if off % 4:
-                raise DataError(f"{self.idx_path}, line {lineno}: offset {off} is not 4-byte "
-                                f"aligned, so it cannot start a record of {self.path}; the .idx "
-                                "does not belong to this .rec — regenerate it")
-            # an offset past the end is reported as a truncated record when read
-            out[key] = off
-        return out
+        return parse_idx(text, str(self.idx_path), str(self.path))
 
     def read_at(self, offset: int, where: str | None = None) -> tuple[bytes, int]:
         """(record bytes, offset of the next record) for the record starting at ``offset``."""
@@ -348,32 +367,84 @@ class InsightfaceRec:
     skipped: list[str]
 
 
+def _record_number(value: float, what: str, where: str, most: int, why: str) -> int:
+    """A record number stored as a float32 label, checked to lie in ``0..most``."""
+    if not (math.isfinite(value) and value.is_integer() and 0 <= value <= most):
+        raise DataError(f"{where}: {what} {value!r} is not a record number in 0..{most} ({why}); "
+                        "the .rec header is corrupt — re-create it")
+    return int(value)
+
+
+def _header_range(reader: RecordIOReader, h0: IRHeader) -> tuple[int, int]:
+    """(first identity record, end) of an insightface record 0, checked against the file size."""
+    where = f"{reader.path}, record 0 (insightface header)"
+    label = h0.label if isinstance(h0.label, tuple) else (h0.label,)
+    if len(label) < 2:
+        raise DataError(f"{where}: flag={h0.flag} gives {len(label)} label value; the header holds two, "
+                        "(first identity record, end) — the .rec is corrupt or not insightface's layout")
+    most = reader.size // _FRAME  # every record takes at least its 8 framing bytes
+    why = f"the most records a file of {reader.size} bytes can hold"
+    first = _record_number(label[0], "first identity record", where, most, why)
+    end = _record_number(label[1], "end of the identity records", where, most, why)
+    if not 1 <= first <= end:
+        raise DataError(f"{where}: identity records {first}..{end} are not a range after record 0; "
+                        "expected (N + 1, N + 1 + K) for N images of K identities — the header is corrupt")
+    return first, end
+
+
+def _identity_ranges(reader: RecordIOReader, first: int, end: int, skip_bad: bool,
+                     skipped: list[str]) -> list[tuple[int, int]]:
+    """The (first, end) image range each identity record ``first .. end - 1`` holds."""
+    ranges: list[tuple[int, int]] = []
+    for k in range(first, end):
+        if k not in reader.index:
+            continue
+        where = f"{reader.path}, record {k}"
+        try:
+            h, _ = unpack(reader.read_idx(k), where=where)
+            if isinstance(h.label, tuple) and len(h.label) >= 2:
+                why = f"images are records 1..{first - 1}"
+                ranges.append((_record_number(h.label[0], "range start", where, first, why),
+                               _record_number(h.label[1], "range end", where, first, why)))
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(str(exc))
+    return ranges
+
+
 def read_insightface_rec(path: str | os.PathLike, skip_bad: bool = False) -> InsightfaceRec:
     """Open an insightface ``.rec`` (or any MXNet image ``.rec``) and read every image label.
 
     With the insightface header (record 0 ``flag > 0``) images are records
     ``1 .. label[0] - 1``; otherwise every record of the ``.idx`` is an image.
+    Every header field is checked against the file size before it is used,
+    and labels must be whole class indices (below 65,536, or below the
+    file's record count when that is larger).
+
+    :raises DataError: a malformed header always; a bad image record unless
+        ``skip_bad`` (then it is listed in ``skipped``).
     """
     reader = RecordIOReader(path)
+    try:
+        return _read_labels(reader, skip_bad)
+    except BaseException:
+        reader.close()
+        raise
+
+
+def _read_labels(reader: RecordIOReader, skip_bad: bool) -> InsightfaceRec:
     skipped: list[str] = []
     ranges: list[tuple[int, int]] = []
     if not reader.keys:
         return InsightfaceRec(reader, [], np.zeros(0, np.int64), [], skipped)
     h0, _ = unpack(reader.read_idx(reader.keys[0]), where=f"{reader.path}, record {reader.keys[0]}")
+    limit = label_limit(len(reader.index))
     if reader.keys[0] == 0 and h0.flag > 0:
-        assert isinstance(h0.label, tuple)
-        first_id, last_id = int(h0.label[0]), int(h0.label[1])
-        image_keys = list(range(1, first_id))
-        for k in range(first_id, last_id):
-            if k in reader.index:
-                try:
-                    h, _ = unpack(reader.read_idx(k), where=f"{reader.path}, record {k}")
-                    if isinstance(h.label, tuple) and len(h.label) >= 2:
-                        ranges.append((int(h.label[0]), int(h.label[1])))
-                except DataError as exc:
-                    if not skip_bad:
-                        raise
-                    skipped.append(str(exc))
+        first_id, end_id = _header_range(reader, h0)
+        ranges = _identity_ranges(reader, first_id, end_id, skip_bad, skipped)
+        image_keys: Sequence[int] = range(1, first_id)
+        limit = max(limit, end_id - first_id)
     else:
         image_keys = list(reader.keys)
     keys: list[int] = []
@@ -386,12 +457,12 @@ def read_insightface_rec(path: str | os.PathLike, skip_bad: bool = False) -> Ins
                                 "although the header lists it; the .idx is incomplete")
             off = reader.index[k]
             h, _ = unpack(reader.read_at(off, where=where)[0], where=where)
+            label = class_label(h.label[0] if isinstance(h.label, tuple) else h.label, where, limit)
         except DataError as exc:
             if not skip_bad:
                 raise
             skipped.append(str(exc))
             continue
-        label = h.label[0] if isinstance(h.label, tuple) else h.label
         keys.append(k)
-        labels.append(int(label))
+        labels.append(label)
     return InsightfaceRec(reader, keys, np.asarray(labels, np.int64), ranges, skipped)

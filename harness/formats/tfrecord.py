@@ -36,12 +36,14 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.atomic import atomic_output
+from harness.formats._fields import class_label, label_limit
 
 __all__ = [
     "TFRecordReader",
     "crc32c",
     "decode_example",
     "encode_example",
+    "example_label",
     "masked_crc32c",
     "read_tfrecord_images",
     "write_tfrecord",
@@ -409,6 +411,7 @@ def read_tfrecord_images(
     """Open a TFRecord of image Examples: (reader, record indices, labels, skipped messages)."""
     reader = TFRecordReader(path, skip_bad=skip_bad)
     skipped = list(reader.skipped)
+    limit = label_limit(len(reader))
     keys: list[int] = []
     labels: list[int] = []
     for i in range(len(reader)):
@@ -417,14 +420,26 @@ def read_tfrecord_images(
             ex = decode_example(reader.read(i), where=where)
             if not ex.get(IMAGE_KEY):
                 raise DataError(f"{where}: no {IMAGE_KEY!r} feature; found {sorted(ex)}")
-            lab = ex.get(LABEL_KEY) or ex.get("label") or [-1]
-            labels.append(int(lab[0]))
+            labels.append(example_label(ex, where, limit))
             keys.append(i)
         except DataError as exc:
             if not skip_bad:
                 raise
             skipped.append(str(exc))
     return reader, keys, np.asarray(labels, np.int64), skipped
+
+
+def example_label(ex: Mapping[str, list], where: str, limit: int) -> int:
+    """The class label of an image Example (``image/class/label``, or ``label``).
+
+    :raises DataError: no label, or one that is not a whole number in ``0 .. limit - 1``
+        (bytes, NaN, inf and 1.7 included).
+    """
+    values = ex.get(LABEL_KEY) or ex.get("label")
+    if not values:
+        raise DataError(f"{where}: no {LABEL_KEY!r} (or 'label') feature; found {sorted(ex)[:10]} — "
+                        "a training record needs an integer class label")
+    return class_label(values[0], where, limit)
 
 
 def tfrecord_image(reader: TFRecordReader, i: int) -> bytes:

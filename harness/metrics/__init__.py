@@ -7,7 +7,8 @@ labels are 1 for genuine and 0 for impostor.
 
 Submodules are imported on use: ``harness.metrics.verification``,
 ``.lfw``, ``.identification``, ``.liveness``, ``.detection``, ``.image``
-(scikit-image, lazily) and ``.report`` (JSON summaries for results.json).
+(scikit-image, lazily), ``.uncertainty`` (bootstrap and binomial confidence
+intervals) and ``.report`` (JSON summaries for results.json).
 """
 
 from harness.metrics._checks import MetricInputError

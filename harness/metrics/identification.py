@@ -14,7 +14,8 @@ import numpy as np
 
 from harness.metrics._checks import MetricInputError, check_rate
 
-__all__ = ["cmc", "mate_ranks", "rank_k", "tpir_at_fpir", "OpenSetPoint"]
+__all__ = ["cmc", "cmc_from_ranks", "fnir_at_fpir", "identity_max", "mate_ranks", "open_set_det", "open_set_point",
+           "rank_k", "tpir_at_fpir", "OpenSetPoint"]
 
 
 def _inputs(similarity, probe_ids, gallery_ids):
@@ -69,12 +70,33 @@ def cmc(similarity: object, probe_ids: object, gallery_ids: object, max_rank: in
     no_mate = ranks == 0
     if nonmated == "error" and no_mate.any():
         raise MetricInputError(f"probe_ids: {int(no_mate.sum())} probe(s) have no mate in gallery_ids")
-    counted = ranks[~no_mate]
-    denom = counted.size if nonmated == "exclude" else ranks.size
+    return cmc_from_ranks(ranks, max_rank, nonmated_miss=nonmated == "miss")
+
+
+def cmc_from_ranks(ranks: object, max_rank: int, *, nonmated_miss: bool = False) -> np.ndarray:
+    """The CMC from per-probe mate ranks (0: no mate in the gallery; left out, or a miss
+    with ``nonmated_miss``): ``out[k-1]`` = fraction of probes with 1 <= rank <= k."""
+    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    if not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
+        raise MetricInputError(f"max_rank: {max_rank!r}; expected an integer >= 1")
+    counted = ranks[ranks > 0]
+    denom = ranks.size if nonmated_miss else counted.size
     if denom == 0:
         raise MetricInputError("probe_ids: no probe has a mate in gallery_ids; CMC is undefined")
     hist = np.bincount(np.minimum(counted, max_rank + 1), minlength=max_rank + 2)[1 : max_rank + 1]
     return np.cumsum(hist) / float(denom)
+
+
+def identity_max(similarity: object, gallery_ids: object) -> tuple[np.ndarray, np.ndarray]:
+    """Pool a (probes, gallery entries) matrix to (probes, gallery identities): an identity's
+    score is the maximum over its entries.  Returns ``(pooled, identities)`` (identities sorted)."""
+    sim = np.asarray(similarity)
+    g = np.asarray(gallery_ids).reshape(-1)
+    if sim.ndim != 2 or sim.shape[1] != g.size or g.size == 0:
+        raise MetricInputError(f"similarity: shape {sim.shape} for {g.size} gallery ids; expected (probes, gallery)")
+    order = np.argsort(g, kind="stable")
+    ids, starts = np.unique(g[order], return_index=True)
+    return np.maximum.reduceat(sim[:, order], starts, axis=1), ids
 
 
 def rank_k(similarity: object, probe_ids: object, gallery_ids: object, k: int = 1, **kw) -> float:
@@ -84,7 +106,8 @@ def rank_k(similarity: object, probe_ids: object, gallery_ids: object, k: int = 
 
 @dataclass(frozen=True)
 class OpenSetPoint:
-    """TPIR at an FPIR target: ``threshold`` is the lowest that keeps FPIR <= target."""
+    """TPIR at an FPIR target: ``threshold`` is the lowest that keeps FPIR <= target.
+    FNIR = 1 - TPIR (NIST's false negative identification rate)."""
 
     target: float
     tpir: float
@@ -92,6 +115,66 @@ class OpenSetPoint:
     threshold: float
     rank: int
     defined: bool
+
+    @property
+    def fnir(self) -> float:
+        return 1.0 - self.tpir
+
+
+def _open_inputs(ranks, mate_score, top_score):
+    r = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    m = np.asarray(mate_score, dtype=np.float64).reshape(-1)
+    t = np.asarray(top_score, dtype=np.float64).reshape(-1)
+    if not (r.size == m.size == t.size):
+        raise MetricInputError(f"ranks, mate_score, top_score: lengths {r.size}, {m.size}, {t.size}; expected equal")
+    mated = r > 0
+    n_m, n_nm = int(mated.sum()), int((~mated).sum())
+    if n_m == 0 or n_nm == 0:
+        raise MetricInputError(
+            f"probe_ids: {'no' if n_m == 0 else 'every'} probe has a mate in the gallery; "
+            "open-set rates (TPIR@FPIR) need both mated and non-mated searches"
+        )
+    if not (np.isfinite(m[mated]).all() and np.isfinite(t[~mated]).all()):
+        raise MetricInputError("mate_score, top_score: contain NaN or infinite values; expected finite scores")
+    return r, m, t, mated
+
+
+def open_set_point(ranks: object, mate_score: object, top_score: object, fpir: float = 1e-2,
+                   rank: int = 1) -> OpenSetPoint:
+    """:func:`tpir_at_fpir` from per-search results: ``ranks`` (0 for a non-mated search),
+    the mate's score (mated searches) and the top candidate's score (non-mated searches)."""
+    target = check_rate(fpir, "fpir")
+    if not isinstance(rank, (int, np.integer)) or rank < 1:
+        raise MetricInputError(f"rank: {rank!r}; expected an integer >= 1")
+    r, m, t, mated = _open_inputs(ranks, mate_score, top_score)
+    n_m, n_nm = int(mated.sum()), int((~mated).sum())
+    top = np.sort(t[~mated])[::-1]  # non-mated top scores, descending
+    # allowed false positives: the largest k with k / n_nm <= target
+    counts = np.arange(n_nm + 1) / n_nm
+    k = int(np.searchsorted(counts, target, side="right")) - 1
+    thr = -np.inf if k >= n_nm else float(np.nextafter(top[k], np.inf))  # every top[:k] (strictly above) may pass
+    fp = np.count_nonzero(top >= thr)
+    hits = np.count_nonzero((r[mated] <= rank) & (m[mated] >= thr))
+    return OpenSetPoint(target, hits / n_m, fp / n_nm, thr, int(rank), bool(target * n_nm >= 1 - 1e-9))
+
+
+def fnir_at_fpir(ranks: object, mate_score: object, top_score: object, fpir: float = 1e-2,
+                 rank: int = 1) -> OpenSetPoint:
+    """FNIR(T, R) at the lowest threshold T with FPIR(T) <= ``fpir`` (NIST FRVT 1:N terms); the
+    point's ``fnir`` is 1 - ``tpir``.  Same rules as :func:`open_set_point`."""
+    return open_set_point(ranks, mate_score, top_score, fpir, rank)
+
+
+def open_set_det(ranks: object, mate_score: object, top_score: object, rank: int = 1) -> dict[str, list[float]]:
+    """The open-set DET: (FPIR, FNIR) at every threshold T equal to a distinct non-mated top
+    score (and +inf), highest first; a search passes when its score is ``>= T``."""
+    r, m, t, mated = _open_inputs(ranks, mate_score, top_score)
+    nm = np.sort(t[~mated])
+    thr = np.r_[np.inf, np.unique(nm)[::-1]]
+    fpir = (nm.size - np.searchsorted(nm, thr, side="left")) / nm.size
+    ok = np.sort(np.where(r[mated] <= rank, m[mated], -np.inf))
+    fnir = np.searchsorted(ok, thr, side="left") / ok.size
+    return {"threshold": thr.tolist(), "fpir": fpir.tolist(), "fnir": fnir.tolist()}
 
 
 def tpir_at_fpir(similarity: object, probe_ids: object, gallery_ids: object, fpir: float = 1e-2,
@@ -104,26 +187,7 @@ def tpir_at_fpir(similarity: object, probe_ids: object, gallery_ids: object, fpi
     the lowest threshold with FPIR(T) <= ``fpir`` (strict).  ``defined`` is
     False when ``fpir < 1 / N_nonmated``.
     """
-    target = check_rate(fpir, "fpir")
-    if not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise MetricInputError(f"rank: {rank!r}; expected an integer >= 1")
+    check_rate(fpir, "fpir")
     sim, p, g = _inputs(similarity, probe_ids, gallery_ids)
     ranks, mate_score = mate_ranks(sim, p, g)
-    mated = ranks > 0
-    n_m, n_nm = int(mated.sum()), int((~mated).sum())
-    if n_m == 0 or n_nm == 0:
-        raise MetricInputError(
-            f"probe_ids: {'no' if n_m == 0 else 'every'} probe has a mate in the gallery; "
-            "TPIR@FPIR needs both mated and non-mated searches"
-        )
-    top = np.sort(sim[~mated].max(axis=1))[::-1]  # non-mated top scores, descending
-    # allowed false positives: the largest k with k / n_nm <= target
-    counts = np.arange(n_nm + 1) / n_nm
-    k = int(np.searchsorted(counts, target, side="right")) - 1
-    if k >= n_nm:
-        thr = -np.inf
-    else:
-        thr = float(np.nextafter(top[k], np.inf))  # every top[:k] (strictly above) may pass
-    fp = np.count_nonzero(top >= thr)
-    hits = np.count_nonzero((ranks[mated] <= rank) & (mate_score[mated] >= thr))
-    return OpenSetPoint(target, hits / n_m, fp / n_nm, thr, int(rank), bool(target * n_nm >= 1 - 1e-9))
+    return open_set_point(ranks, mate_score, sim.max(axis=1), fpir, rank)

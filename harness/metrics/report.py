@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from harness._values import finite_float
 from harness.metrics._checks import MetricInputError, check_pair
 from harness.metrics._record import Metric
 
@@ -38,11 +39,7 @@ def far_name(target: float) -> str:
     return f"{target:g}"
 
 
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    v = float(x)
-    return v if math.isfinite(v) else None
+_num = finite_float
 
 
 def downsample_curve(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[list, list]:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from markupsafe import Markup
 
+from harness._values import finite_float
 from harness.report import _format as F
 from harness.report._svg import Series, hist_chart, line_chart
 from harness.report.context import (
@@ -44,7 +45,7 @@ HEADLINE_ORDER = (
     "psnr", "ssim",
 )
 #: order of component kinds in a combination's name.
-KIND_ORDER = ("detector", "backbone", "loss", "recognizer", "liveness", "inpainter", "dataset")
+KIND_ORDER = ("detector", "landmarker", "backbone", "loss", "recognizer", "liveness", "inpainter", "dataset")
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 _PROTOCOL_FIELDS = (
@@ -73,14 +74,7 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_num = finite_float
 
 
 def safe_href(value: Any) -> str:
@@ -430,6 +424,42 @@ def _detection_section(results: Mapping[str, Any]) -> Section | None:
     return Section("detection", "Detection", items=items, tables=tables, plots=plots)
 
 
+def _landmarks_section(results: Mapping[str, Any]) -> Section | None:
+    """NME table (point set x normaliser), CED plot and the sample-size note of a landmarks run."""
+    lm = _dict(_dict(results.get("sections")).get("landmarks"))
+    if not lm:
+        return None
+    rows = []
+    for label, by_kind in _dict(lm.get("table")).items():
+        for kind, row in _dict(by_kind).items():
+            row = _dict(row)
+            fails = _dict(row.get("failure_rate"))
+            rows.append([Cell(str(label)), Cell(str(kind)),
+                         Cell(F.fmt_number(row.get("nme"), 4), _num(row.get("nme"))),
+                         Cell(F.fmt_number(row.get("auc"), 3), _num(row.get("auc")))]
+                        + [Cell(F.fmt_percent(fails.get(t)), _num(fails.get(t))) for t in ("0.08", "0.10")]
+                        + [Cell(str(row.get("missed", 0)), _num(row.get("missed")))])
+    tables = [Table(id="landmarks-nme", caption="NME by point set and normaliser",
+                    columns=[Column("Points"), Column("Normaliser"), Column("NME", numeric=True, best="lower"),
+                             Column("AUC@0.08", numeric=True, best="higher"),
+                             Column("Failures @0.08", numeric=True), Column("Failures @0.10", numeric=True),
+                             Column("Missed", numeric=True)], rows=rows)] if rows else []
+    yaw = [_dict(r) for r in _list(lm.get("by_yaw"))]
+    if yaw:
+        tables.append(Table(id="landmarks-yaw", caption=f"NME ({lm.get('normaliser', '')}) by |yaw| (degrees)",
+                            columns=[Column("|yaw|"), Column("Faces", numeric=True), Column("NME", numeric=True)],
+                            rows=[[Cell(str(r.get("yaw"))), Cell(str(r.get("faces")), _num(r.get("faces"))),
+                                   Cell(F.fmt_number(r.get("nme"), 4), _num(r.get("nme")))] for r in yaw]))
+    series = [Series(str(k), *xy) for k, c in _dict(_dict(results.get("curves")).get("ced")).items()
+              if (xy := _curve(c, "x", "y"))]
+    plots = [line_chart(series, kind="ced", title="Cumulative error distribution", x_label="NME",
+                        y_label="fraction of faces", y_lim=(0.0, 1.0))] if series else []
+    notes = [f"Evaluated on {lm['sample']}."] if lm.get("sample") else []
+    items = _kv_items({k: lm[k] for k in ("landmarker_scheme", "annotation_scheme", "normaliser", "missed")
+                       if k in lm}) + _kv_items(_dict(lm.get("point_sets"))) + _kv_items(_dict(lm.get("speed")))
+    return Section("landmarks", "Landmarks", notes=notes, items=items, tables=tables, plots=plots)
+
+
 def _liveness_section(results: Mapping[str, Any]) -> Section | None:
     lv = _dict(_dict(results.get("sections")).get("liveness"))
     if not lv:
@@ -495,6 +525,114 @@ def _inpainting_section(results: Mapping[str, Any]) -> Section | None:
         strips.append(ImageStrip("Samples", [Link(s.rsplit("/", 1)[-1], s) for s in samples]))
     items += _kv_items({k: v for k, v in ip.items() if k not in ("psnr", "ssim", "verification", "samples")})
     return Section("inpainting", "Inpainting", items=items, tables=tables, strips=strips)
+
+
+def _rank_table(ident: Mapping[str, Any]) -> Table | None:
+    rows_in = [r for r in _list(ident.get("rank")) if isinstance(r, dict) and _num(r.get("k")) is not None]
+    if not rows_in:
+        return None
+    rows = [[Cell(f"rank-{int(r['k'])}", _num(r["k"])),
+             Cell(F.fmt_percent(r.get("mean")), _num(r.get("mean")), note=f"± {F.fmt_percent(r.get('std'))}")]
+            for r in rows_in]
+    return Table(id="rank-k", caption="Closed-set identification: rank-k",
+                 columns=[Column("Rank", numeric=True), Column("Identification rate", numeric=True)], rows=rows,
+                 note="Mean ± standard deviation over the trials; ties count against the probe.")
+
+
+def _open_set_table(open_set: Mapping[str, Any]) -> Table | None:
+    rows_in = [r for r in _list(open_set.get("table")) if isinstance(r, dict) and _num(r.get("fpir_target"))]
+    if not rows_in:
+        return None
+    rows = []
+    for r in rows_in:
+        ok = bool(r.get("defined", True)) and _num(r.get("fnir")) is not None
+        na = "FPIR target below 1 / non-mated searches: not measurable"
+        rows.append([Cell(_far_label(float(r["fpir_target"])), _num(r["fpir_target"]))] + [
+            Cell(F.fmt_percent(r.get(k)) if ok else F.NA, _num(r.get(k)) if ok else None, title="" if ok else na)
+            for k in ("fnir", "tpir", "rank1_hit_rate")] + [
+            Cell(F.fmt_threshold(r.get("threshold")) if ok else F.NA, _num(r.get("threshold")) if ok else None)])
+    return Table(id="fnir-at-fpir", caption="Open-set identification: FNIR @ FPIR",
+                 columns=[Column("FPIR target", numeric=True), Column("FNIR", numeric=True, best="lower"),
+                          Column("TPIR", numeric=True, best="higher"), Column("Rank-1 hit rate", numeric=True),
+                          Column("Threshold", numeric=True)], rows=rows,
+                 note=f"Candidate list L = {open_set.get('candidate_list', '?')}; a search passes when its score "
+                      "is at or above the threshold (NIST FRVT 1:N definitions).")
+
+
+def _template_search_table(galleries: Mapping[str, Any]) -> Table | None:
+    """IJB 1:N: rank-k and TPIR @ FPIR per gallery (``sections.ijb_identification``)."""
+    rows = []
+    for name, g in galleries.items():
+        g = _dict(g)
+        tpir = {float(p["fpir"]): p for p in _list(g.get("tpir_at_fpir")) if isinstance(p, dict) and "fpir" in p}
+        cells = [Cell(str(name)), Cell(F.fmt_count(g.get("mated")), _num(g.get("mated")))]
+        cells += [Cell(F.fmt_percent(g.get(f"rank{k}")), _num(g.get(f"rank{k}"))) for k in (1, 5, 10)]
+        for t in (1e-2, 1e-1):
+            p = _dict(tpir.get(t))
+            ok = bool(p.get("defined")) and _num(p.get("tpir")) is not None
+            cells.append(Cell(F.fmt_percent(p.get("tpir")) if ok else F.NA, _num(p.get("tpir")) if ok else None))
+        rows.append(cells)
+    if not rows:
+        return None
+    return Table(id="template-search", caption="1:N template search per gallery",
+                 columns=[Column("Gallery"), Column("Mated probes", numeric=True), Column("Rank-1", numeric=True),
+                          Column("Rank-5", numeric=True), Column("Rank-10", numeric=True),
+                          Column("TPIR @ FPIR 1e-2", numeric=True), Column("TPIR @ FPIR 1e-1", numeric=True)],
+                 rows=rows, note="Probes are searched against each gallery separately; TPIR at rank 1.")
+
+
+def _identification_section(results: Mapping[str, Any]) -> Section | None:
+    """Closed-set rank-k and CMC, open-set FNIR @ FPIR and DET (``--protocol identification|open-set|all``),
+    and IJB template search per gallery."""
+    sections, curves = _dict(results.get("sections")), _dict(results.get("curves"))
+    ident, open_set = _dict(sections.get("identification")), _dict(sections.get("open_set"))
+    templates = _dict(sections.get("ijb_identification"))
+    if not (ident or open_set or templates):
+        return None
+    tables = [t for t in (_rank_table(ident), _open_set_table(open_set), _template_search_table(templates)) if t]
+    items, notes = [], [str(n) for n in _list(sections.get("identification_notes"))]
+    for label, d in (("Closed set", ident), ("Open set", open_set)):
+        if d:
+            counts = ", ".join(f"{k.replace('_', ' ')} {F.fmt_count(d[k])}" for k in (
+                "trials", "gallery_identities", "gallery_images", "probes", "unknown_identities", "mated_searches",
+                "nonmated_searches") if _num(d.get(k)) is not None)
+            items.append(KeyValue(label, counts))
+            items += [KeyValue(k.replace("_", " ").capitalize(), F.fmt_value(v))
+                      for k, v in _dict(d.get("protocol")).items()]
+    plots: list[Markup] = []
+    c = _curve(curves.get("cmc"), "rank", "rate")
+    if c:
+        plots.append(line_chart([Series("", *c)], kind="cmc", title="CMC", x_label="Rank",
+                                y_label="Identification rate", y_lim=(0.0, 1.0),
+                                caption="Share of probes whose mate is within rank k (mean over trials)."))
+    d = _curve(curves.get("open_set_det"), "fpir", "fnir")
+    if d:
+        plots.append(line_chart([Series("", *d)], kind="open-set-det", title="Open-set DET",
+                                x_label="False positive identification rate (FPIR)",
+                                y_label="False negative identification rate (FNIR)", x_log=True, y_log=True,
+                                x_lim=(_far_floor(d[0]), 1.0), y_lim=(_far_floor(d[1]), 1.0),
+                                caption="FNIR against FPIR over thresholds, both axes log (first trial)."))
+    return Section("identification", "Identification (1:N)", notes=notes, items=items, tables=tables, plots=plots)
+
+
+def _skipped_section(results: Mapping[str, Any]) -> Section | None:
+    """What ``--skip-bad`` left out: counts, the rule, and the items listed in results.json."""
+    sk = _dict(_dict(results.get("sections")).get("skipped"))
+    if not sk:
+        return None
+    items = [i for i in _list(sk.get("items")) if isinstance(i, dict)]
+    count = _num(sk.get("count")) or 0
+    notes = [str(sk.get("rule") or "")] if sk.get("rule") else []
+    if count > len(items):
+        notes.append(f"{len(items)} of {F.fmt_count(count)} skipped items listed (all are in results.json's count).")
+    tables = [Table(
+        id="skipped-items", caption="Skipped items",
+        columns=[Column("Dataset"), Column("Item"), Column("Reason")],
+        rows=[[Cell(str(i.get("dataset", ""))), Cell(str(i.get("item", ""))), Cell(str(i.get("reason", "")))]
+              for i in items],
+    )] if items else []
+    return Section("skipped", "Skipped items (--skip-bad)", notes=notes,
+                   items=_kv_items({"skipped": count, "pairs_dropped": sk.get("pairs_dropped")}), tables=tables)
 
 
 def _metrics_section(metrics: list[dict[str, Any]]) -> Section | None:
@@ -626,7 +764,8 @@ def build_run_page(results: Mapping[str, Any], *, index_href: str, grid_href: st
     headline = [metric_view(by_name[n]) for n in headline_names(metrics)]
     sections: list[Section] = []
     sections += _verification_sections(results)
-    for build in (_training_section, _detection_section, _liveness_section, _inpainting_section):
+    for build in (_identification_section, _training_section, _detection_section, _landmarks_section,
+                  _liveness_section, _inpainting_section, _skipped_section):
         s = build(results)
         if s:
             sections.append(s)

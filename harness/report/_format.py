@@ -10,9 +10,10 @@ decimals, PSNR in dB.  A metric's ``meta["unit"]`` overrides the guess.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
+
+from harness._values import finite_float
 
 __all__ = [
     "NA",
@@ -51,14 +52,7 @@ _LABELS = {
 }
 
 
-def _finite(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_finite = finite_float
 
 
 def metric_unit(name: str, meta: dict[str, Any] | None = None) -> str:

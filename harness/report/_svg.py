@@ -21,6 +21,8 @@ from typing import Sequence
 
 from markupsafe import Markup, escape
 
+from harness._values import finite_float
+
 __all__ = ["PALETTE", "Series", "hist_chart", "line_chart"]
 
 #: colour-blind-friendly series colours, in order of use.
@@ -45,12 +47,7 @@ class Series:
 
 
 # ---------------------------------------------------------------- helpers
-def _num(v: object) -> float | None:
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_num = finite_float
 
 
 def _nice_step(span: float, target: int = 5) -> float:

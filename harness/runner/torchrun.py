@@ -4,23 +4,26 @@ every rank executes.
 ``harness run --nproc-per-node N [--nnodes M --node-rank R --rdzv-endpoint
 HOST:PORT]`` writes the resolved :class:`~harness.config.RunConfig` to a YAML
 file and starts ``python -m torch.distributed.run … -m harness run --config
-FILE``.  Each worker sees torchrun's ``RANK`` / ``WORLD_SIZE`` /
+FILE`` (``harness/__main__.py`` ends a worker with :func:`exit_worker`).
+Each worker sees torchrun's ``RANK`` / ``WORLD_SIZE`` /
 ``LOCAL_RANK`` and runs :func:`run_grid_distributed`:
 
 * the process group is initialised once per process: NCCL when CUDA is
   available (and the run's device is not ``cpu``), else gloo; each rank
   binds ``cuda:LOCAL_RANK``;
-* rank 0 finds or creates each run's folder (exactly as the local runner
-  does) and tells the others; rank 0 alone writes ``results.json``, the run
-  log, checkpoints and the HTML report.  Other ranks work in a private
-  temporary folder that is removed afterwards;
+* the run loop is the local runner's (:func:`harness.runner._lifecycle.execute_grid`)
+  with a :class:`TorchCollective`: rank 0 finds or creates each run's folder
+  and tells the others; rank 0 alone writes ``results.json``, the run log,
+  checkpoints and the HTML report.  Other ranks work in a private temporary
+  folder that is removed afterwards;
 * the engine wraps the model in DDP and shards the data of each global batch
   by rank (see :mod:`facebench_plugins.engines.torch_engine`);
 * after each run the ranks exchange their status, so a failure on any rank
   is recorded as the run's failure, and all ranks go on to the next run
   together;
-* the process group is destroyed at the end (the engine has deleted its DDP
-  wrappers by then).
+* at the end, the process group is shut down (:func:`shutdown_process_group`:
+  collect, barrier, destroy) and the worker leaves through :func:`exit_worker`
+  (flush, ``os._exit``), so gloo never aborts a rank at interpreter exit.
 
 Evaluation runs on every rank (the same embeddings; only rank 0's are
 written) — sharded evaluation is not done yet.
@@ -31,7 +34,6 @@ that need it (the CLI imports this module on every ``harness run``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -39,24 +41,26 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from harness.config import COMPONENT_FLAGS
 from harness.errors import ConfigError, HarnessError
+from harness.runner._lifecycle import Collective
 
 if TYPE_CHECKING:
     from harness.config import LauncherSettings, RunConfig, RunSpec
     from harness.registry import Registry
 
 __all__ = [
+    "TorchCollective",
     "config_mapping",
+    "exit_worker",
     "in_worker",
     "launch",
     "run_grid_distributed",
+    "shutdown_process_group",
     "torchrun_command",
     "write_config",
 ]
@@ -67,32 +71,13 @@ LAUNCHER_ENV = "FACEBENCH_LAUNCHER"
 
 # ------------------------------------------------------------- the config
 def config_mapping(cfg: "RunConfig", *, launcher: bool = False) -> dict[str, Any]:
-    """``cfg`` as the YAML mapping :meth:`RunConfig.from_mapping` reads back.
+    """``cfg`` as the YAML mapping :meth:`RunConfig.from_mapping` reads back
+    (:meth:`RunConfig.to_mapping`: training holds only the settings given).
 
     :param launcher: include the launcher settings (the Docker runner passes
         torchrun settings on to the container; torchrun workers get none).
     """
-    out: dict[str, Any] = {}
-    for flag, (fld, _kind) in COMPONENT_FLAGS.items():
-        names = list(getattr(cfg, fld))
-        if names:
-            out[flag] = names
-    if cfg.train:
-        out["train"] = [str(d) for d in cfg.train]
-    if cfg.eval:
-        out["eval"] = [str(d) for d in cfg.eval]
-    if cfg.eval_folds:
-        out["eval_folds"] = list(cfg.eval_folds)
-    if cfg.options:
-        out["options"] = {k: dict(v) for k, v in cfg.options.items()}
-    out["training"] = dataclasses.asdict(cfg.training)
-    out["seed"] = cfg.seed
-    out["reports"] = str(cfg.reports)
-    out["force"] = bool(cfg.force)
-    out["resume"] = bool(cfg.resume)
-    if launcher:
-        out["launcher"] = {k: v for k, v in dataclasses.asdict(cfg.launcher).items() if k != "docker"}
-    return out
+    return cfg.to_mapping(launcher=launcher)
 
 
 def write_config(cfg: "RunConfig", folder: str | Path, *, launcher: bool = False) -> Path:
@@ -190,134 +175,103 @@ def _init_process_group(cfg: "RunConfig") -> tuple[int, int, str]:
     return rank, world, backend
 
 
-def _broadcast(obj: Any) -> Any:
+class TorchCollective(Collective):
+    """The ranks of the torch.distributed process group running one grid.
+
+    Rank 0 decides and writes; the others get its decisions by broadcast and
+    work in a private temporary folder (removed by :meth:`close`).
+    """
+
+    def __init__(self, rank: int, world: int, backend: str) -> None:
+        self.rank, self.world, self.backend = rank, world, backend
+        self._scratch: Path | None = None
+
+    def broadcast(self, obj: Any) -> Any:
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        return {"launcher": "torchrun", "world_size": self.world, "backend": self.backend}
+
+    def scratch(self, index: int) -> Path:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"facebench-rank{self.rank}-"))
+        path = self._scratch / f"run{index}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def shutdown_process_group(*, wait: bool = True) -> None:
+    """Tear the default process group down so that no rank aborts at exit.
+
+    Objects that hold the group (DDP wrappers and their reducers, pending
+    work handles) are collected first, then (``wait``) every rank waits for
+    the others, then the group is destroyed: gloo otherwise now and then
+    aborts a rank at exit ("terminate called without an active exception")
+    when one of them is freed during interpreter shutdown.  Pass
+    ``wait=False`` when the ranks may be out of step (an unexpected error on
+    one of them): a barrier could then wait forever.  A no-op without a group.
+    """
+    import gc
+
     import torch.distributed as dist
 
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+    gc.collect()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        try:
+            dist.barrier()
+        except Exception:  # a rank is gone already (it failed): destroy ours all the same
+            pass
+    dist.destroy_process_group()
 
 
-def _gather(obj: Any, world: int) -> list[Any]:
-    import torch.distributed as dist
+def exit_worker(code: int) -> NoReturn:
+    """End a torchrun worker (``python -m harness`` calls it once the command
+    has returned in a worker): flush what it wrote, then leave at once.
 
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
+    ``os._exit`` skips interpreter finalisation and C++ static destructors,
+    where gloo's threads can still abort the process after its work is
+    done.  Call it only after every result is written (the run folders'
+    files are written atomically and closed before this).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def run_grid_distributed(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry") -> list:
     """The grid loop of one torchrun worker (see the module docs)."""
-    import torch.distributed as dist
+    from harness.runner._lifecycle import execute_grid
 
-    from harness.results import RunDir, RunStore, collect_provenance
-    from harness.runner.local import RunOutcome, _logger, grid_id_of
-    from harness.tasks import TaskContext, get_task
-
-    rank, world, backend = _init_process_group(cfg)
-    main = rank == 0
-    progress = main and os.environ.get("FACEBENCH_PROGRESS", "1") != "0"
-    grid_id = grid_id_of(runs)
-    store = RunStore(cfg.reports)
-    scratch = Path(tempfile.mkdtemp(prefix=f"facebench-rank{rank}-")) if not main else None
-    outcomes: list[RunOutcome] = []
+    comm = TorchCollective(*_init_process_group(cfg))
+    in_step = False
     try:
-        for i, spec in enumerate(runs, 1):
-            h = spec.config_hash()
-            label = f"[{i}/{len(runs)}] {spec.task}: {spec.slug()}"
-            decision: tuple[str, str, bool] | None = None
-            results: dict[str, Any] = {}
-            if main:
-                done = None if cfg.force else store.find_finished(h)
-                if done is not None:
-                    click.echo(f"{label} — already finished in {done.path} (use --force to run again)", err=True)
-                    decision = ("skip", str(done.path), False)
-                else:
-                    found = store.find_unfinished(h) if cfg.resume and not cfg.force else None
-                    run_dir = found or store.create(spec.slug(), h, grid_id=grid_id)
-                    decision = ("run", str(run_dir.path), found is not None)
-            decision = _broadcast(decision)
-            assert decision is not None
-            kind, path, resumed = decision
-            if kind == "skip":
-                outcomes.append(RunOutcome(spec, RunDir(path), "skipped"))
-                continue
-            if main:
-                run_dir = RunDir(path)
-                log = _logger(run_dir)
-                log(f"{label} — {'resuming in' if resumed else 'writing to'} {run_dir.path} "
-                    f"(torchrun: {world} ranks, {backend})")
-                components = {k: registry.get(k, n).describe() for k, n in spec.components.items()}
-                results = {
-                    "task": spec.task,
-                    "status": "running",
-                    "config_hash": h,
-                    "provenance": collect_provenance(spec.to_dict(), components, spec.seed, grid_id=grid_id),
-                    "metrics": [],
-                }
-                results["provenance"]["distributed"] = {"launcher": "torchrun", "world_size": world,
-                                                        "backend": backend}
-                run_dir.write_results(results)
-                cache_dir = Path(cfg.reports) / "cache"
-            else:
-                assert scratch is not None
-                run_dir = RunDir(scratch / f"run{i}")
-                run_dir.path.mkdir(parents=True, exist_ok=True)
-                cache_dir = scratch / "cache"
-
-                def log(message: str, _r: int = rank) -> None:
-                    pass  # rank 0 speaks for the run; errors are gathered below
-
-            ctx = TaskContext(registry=registry, run_dir=run_dir, cache_dir=cache_dir,
-                              resume=cfg.resume, progress=progress, log=log)
-            t0 = time.perf_counter()
-            error: str | None = None
-            tb = ""
-            try:
-                results.update(get_task(spec.task)(spec, ctx))
-            except KeyboardInterrupt:
-                if main:
-                    log(f"{label} — interrupted; run the same command again to resume")
-                raise
-            except Exception as exc:  # recorded, then all ranks go on together
-                error = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
-                tb = traceback.format_exc()
-            statuses = _gather((error, tb), world)
-            if not main:
-                continue
-            failed = [(r, e, t) for r, (e, t) in enumerate(statuses) if e is not None]
-            results["provenance"]["wall_s"] = round(time.perf_counter() - t0, 2)
-            if failed:
-                r, e, _ = failed[0]
-                results["status"] = "failed"
-                results["error"] = e if r == 0 else f"rank {r}: {e}"
-                with open(run_dir.log_path, "a", encoding="utf-8") as f:
-                    for r2, _e, t in failed:
-                        f.write(f"--- rank {r2} ---\n{t}")
-                run_dir.write_results(results)
-                log(f"{label} — FAILED: {results['error']} (log: {run_dir.log_path})")
-                outcomes.append(RunOutcome(spec, run_dir, "failed", results["error"]))
-                continue
-            results["status"] = "finished"
-            run_dir.write_results(results)
-            headline = next((m for m in results.get("metrics", []) if m["name"] == "accuracy"), None)
-            extra = f" accuracy {headline['value']:.4f}" if headline and headline["value"] is not None else ""
-            log(f"{label} — finished in {results['provenance']['wall_s']:.1f} s{extra}")
-            outcomes.append(RunOutcome(spec, run_dir, "finished"))
-
-        if main:
-            from harness.report import render_all
-
-            index = render_all(cfg.reports, extra_template_dirs=registry.template_dirs())
-            click.echo(f"report: {Path(index).resolve()}")
-        failed_runs = _broadcast([f"{o.spec.slug()}: {o.error}" for o in outcomes if o.status == "failed"]
-                                 if main else None)
-        dist.barrier()
+        outcomes = execute_grid(runs, cfg, registry=registry, collective=comm)
+        in_step = True
+        return outcomes
+    except HarnessError:
+        # a failed check or failed runs: every rank raises it at the same point
+        in_step = True
+        raise
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-    if failed_runs:
-        raise HarnessError(f"{len(failed_runs)} of {len(runs)} run(s) failed: " + "; ".join(failed_runs))
-    return outcomes
+        shutdown_process_group(wait=in_step)
+        comm.close()

@@ -210,16 +210,19 @@ def synthesize_attack(image: np.ndarray, species: str, seed: int | np.random.Gen
     try:
         maker = _MAKERS[species]
     except KeyError:
-        raise ConfigError(f"unknown attack species {species!r}; the synthesizer makes {', '.join(ATTACK_SPECIES)}") from None
+        raise ConfigError(f"unknown attack species {species!r}; the synthesizer makes "
+                          f"{', '.join(ATTACK_SPECIES)}") from None
     return maker(image, seed)
 
 
 # -------------------------------------------------------------- spoof set
 def _lfw_images_dir(lfw_root: Path) -> Path:
-    root = Path(lfw_root).expanduser()
+    from harness.formats.lfw_layout import IMAGE_DIRS, lfw_home
+
+    root = lfw_home(Path(lfw_root).expanduser())
     if not root.is_dir():
         raise DataError(f"{root}: LFW folder not found (expected lfw_home or its lfw_funneled folder)")
-    for sub in ("lfw_funneled", "lfw-deepfunneled", "lfw", ""):
+    for sub in (*IMAGE_DIRS, ""):  # the layouts the lfw dataset accepts (harness.formats.lfw_layout)
         cand = root / sub if sub else root
         if cand.is_dir() and any(p.is_dir() and any(p.glob("*.jpg")) for p in cand.iterdir()):
             return cand
@@ -228,6 +231,116 @@ def _lfw_images_dir(lfw_root: Path) -> Path:
 
 def _item_seed(seed: int, *parts: str) -> list[int]:
     return [int(seed), *(zlib.crc32(p.encode()) for p in parts)]
+
+
+def _check_spoof_params(species: tuple[str, ...], split_fractions: Sequence[float],
+                        images_per_identity: int) -> None:
+    bad = [s for s in species if s not in _MAKERS]
+    if bad or not species:
+        raise ConfigError(f"species {bad or '()'} unknown; choose from {', '.join(ATTACK_SPECIES)}")
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+        raise ConfigError("split_fractions must be three non-negative shares (train, dev, test), "
+                          f"got {split_fractions}")
+    if images_per_identity < 1:
+        raise ConfigError(f"images_per_identity must be >= 1, got {images_per_identity}")
+
+
+def _choose_identities(src: Path, identities: int | Sequence[str], seed: int) -> list[str]:
+    """The LFW identities to use: ``identities`` drawn with ``seed``, or the names given."""
+    all_ids = sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.jpg")))
+    if isinstance(identities, int):
+        if not 3 <= identities <= len(all_ids):
+            raise ConfigError(f"identities={identities}: need 3..{len(all_ids)} (one or more per split)")
+        order = np.random.default_rng(_item_seed(seed, "identities")).permutation(len(all_ids))
+        return [all_ids[i] for i in order[:identities]]
+    chosen = list(dict.fromkeys(str(i) for i in identities))
+    missing = [i for i in chosen if i not in set(all_ids)]
+    if missing or len(chosen) < 3:
+        raise ConfigError(f"identities: {missing[:5] or chosen} not usable LFW identities "
+                          "(need 3 or more)")
+    return chosen
+
+
+def _split_identities(chosen: list[str], split_fractions: Sequence[float]) -> dict[str, list[str]]:
+    """Disjoint train / dev / test identity lists in the given shares."""
+    n = len(chosen)
+    frac = np.asarray(split_fractions, float) / float(sum(split_fractions))
+    n_dev = max(1, int(round(frac[1] * n))) if frac[1] > 0 else 0
+    n_test = max(1, int(round(frac[2] * n))) if frac[2] > 0 else 0
+    n_train = n - n_dev - n_test
+    if frac[0] > 0 and n_train < 1:
+        raise ConfigError(f"{n} identities are too few for train/dev/test shares {split_fractions}")
+    return {"train": sorted(chosen[:n_train]), "dev": sorted(chosen[n_train:n_train + n_dev]),
+            "test": sorted(chosen[n_train + n_dev:])}
+
+
+def _prepare_spoof_dir(out: Path, params: dict, overwrite: bool) -> dict | None:
+    """The finished summary when ``out`` already holds this set; else empty ``out`` for writing."""
+    import shutil
+
+    meta_path = out / SYNTHESIS_FILE
+    if out.exists() and any(out.iterdir()):
+        if meta_path.is_file():
+            try:
+                old = json.loads(meta_path.read_text())
+            except ValueError:
+                old = {}
+            if old.get("params") == params and old.get("complete"):
+                return old
+        if not overwrite:
+            raise DataError(
+                f"{out} is not empty and was not made by synthesize_spoof_set with these parameters; "
+                "choose an empty folder or pass overwrite=True"
+            )
+        for sub in (*_SPLITS, SYNTHESIS_FILE):
+            p = out / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _write_spoof_samples(src: Path, out: Path, split_ids: dict[str, list[str]], species: tuple[str, ...],
+                         images_per_identity: int, seed: int, jpeg_quality: int,
+                         progress: bool) -> dict[str, Any]:
+    """Write one live and one attack JPEG per source photo; returns the per-split counts."""
+    import cv2
+
+    from harness.formats.images import read_image
+
+    counts: dict[str, Any] = {}
+    jobs = []
+    for split in _SPLITS:
+        k = 0
+        for ident in split_ids[split]:
+            for f in sorted((src / ident).glob("*.jpg"))[:images_per_identity]:
+                jobs.append((split, ident, f, species[k % len(species)]))
+                k += 1
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs_iter = tqdm(jobs, desc="synthesize attacks", unit="img", leave=False)
+    else:
+        jobs_iter = jobs
+    enc = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    for split, ident, f, sp in jobs_iter:
+        img = read_image(f)
+        live_dir = out / split / "live" / ident
+        att_dir = out / split / "attack" / sp / ident
+        live_dir.mkdir(parents=True, exist_ok=True)
+        att_dir.mkdir(parents=True, exist_ok=True)
+        att = synthesize_attack(img, sp, np.random.default_rng(_item_seed(seed, sp, ident, f.name)))
+        for folder, arr in ((live_dir, img), (att_dir, att)):
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr[:, :, ::-1]), enc)
+            if not ok:
+                raise DataError(f"OpenCV could not encode {f.name} as JPEG")
+            (folder / f.name).write_bytes(buf.tobytes())
+        c = counts.setdefault(split, {"identities": len(split_ids[split]), "live": 0, "attack": {}})
+        c["live"] += 1
+        c["attack"][sp] = c["attack"].get(sp, 0) + 1
+    return counts
 
 
 def synthesize_spoof_set(
@@ -264,97 +377,21 @@ def synthesize_spoof_set(
     :raises DataError: LFW not found, or ``out_dir`` holds other data.
     :raises ConfigError: bad counts, fractions or species.
     """
-    import shutil
-
-    import cv2
-
     src = _lfw_images_dir(Path(lfw_root))
     out = Path(out_dir).expanduser()
     species = tuple(species)
-    bad = [s for s in species if s not in _MAKERS]
-    if bad or not species:
-        raise ConfigError(f"species {bad or '()'} unknown; choose from {', '.join(ATTACK_SPECIES)}")
-    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
-        raise ConfigError(f"split_fractions must be three non-negative shares (train, dev, test), got {split_fractions}")
-    if images_per_identity < 1:
-        raise ConfigError(f"images_per_identity must be >= 1, got {images_per_identity}")
-    all_ids = sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.jpg")))
-    if isinstance(identities, int):
-        if not 3 <= identities <= len(all_ids):
-            raise ConfigError(f"identities={identities}: need 3..{len(all_ids)} (one or more per split)")
-        order = np.random.default_rng(_item_seed(seed, "identities")).permutation(len(all_ids))
-        chosen = [all_ids[i] for i in order[:identities]]
-    else:
-        chosen = list(dict.fromkeys(str(i) for i in identities))
-        missing = [i for i in chosen if i not in set(all_ids)]
-        if missing or len(chosen) < 3:
-            raise ConfigError(f"identities: {missing[:5] or chosen} not usable LFW identities (need 3 or more)")
-    n = len(chosen)
-    frac = np.asarray(split_fractions, float) / float(sum(split_fractions))
-    n_dev = max(1, int(round(frac[1] * n))) if frac[1] > 0 else 0
-    n_test = max(1, int(round(frac[2] * n))) if frac[2] > 0 else 0
-    n_train = n - n_dev - n_test
-    if frac[0] > 0 and n_train < 1:
-        raise ConfigError(f"{n} identities are too few for train/dev/test shares {split_fractions}")
-    split_ids = {"train": sorted(chosen[:n_train]), "dev": sorted(chosen[n_train:n_train + n_dev]),
-                 "test": sorted(chosen[n_train + n_dev:])}
-    params = {"source": str(src), "seed": int(seed), "identities": n, "split_fractions": list(map(float, split_fractions)),
+    _check_spoof_params(species, split_fractions, images_per_identity)
+    chosen = _choose_identities(src, identities, seed)
+    split_ids = _split_identities(chosen, split_fractions)
+    params = {"source": str(src), "seed": int(seed), "identities": len(chosen),
+              "split_fractions": list(map(float, split_fractions)),
               "images_per_identity": int(images_per_identity), "species": list(species),
               "jpeg_quality": int(jpeg_quality), "version": 1}
-    meta_path = out / SYNTHESIS_FILE
-    if out.exists() and any(out.iterdir()):
-        if meta_path.is_file():
-            try:
-                old = json.loads(meta_path.read_text())
-            except ValueError:
-                old = {}
-            if old.get("params") == params and old.get("complete"):
-                return old
-        if not overwrite:
-            raise DataError(
-                f"{out} is not empty and was not made by synthesize_spoof_set with these parameters; "
-                "choose an empty folder or pass overwrite=True"
-            )
-        for sub in (*_SPLITS, SYNTHESIS_FILE):
-            p = out / sub
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, Any] = {}
-    jobs = []
-    for split in _SPLITS:
-        k = 0
-        for ident in split_ids[split]:
-            for f in sorted((src / ident).glob("*.jpg"))[:images_per_identity]:
-                jobs.append((split, ident, f, species[k % len(species)]))
-                k += 1
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs_iter = tqdm(jobs, desc="synthesize attacks", unit="img", leave=False)
-    else:
-        jobs_iter = jobs
-    enc = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
-    for split, ident, f, sp in jobs_iter:
-        from harness.formats.images import read_image
-
-        img = read_image(f)
-        live_dir = out / split / "live" / ident
-        att_dir = out / split / "attack" / sp / ident
-        live_dir.mkdir(parents=True, exist_ok=True)
-        att_dir.mkdir(parents=True, exist_ok=True)
-        att = synthesize_attack(img, sp, np.random.default_rng(_item_seed(seed, sp, ident, f.name)))
-        for folder, arr in ((live_dir, img), (att_dir, att)):
-            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr[:, :, ::-1]), enc)
-            if not ok:
-                raise DataError(f"OpenCV could not encode {f.name} as JPEG")
-            (folder / f.name).write_bytes(buf.tobytes())
-        c = counts.setdefault(split, {"identities": len(split_ids[split]), "live": 0, "attack": {}})
-        c["live"] += 1
-        c["attack"][sp] = c["attack"].get(sp, 0) + 1
+    done = _prepare_spoof_dir(out, params, overwrite)
+    if done is not None:
+        return done
+    counts = _write_spoof_samples(src, out, split_ids, species, images_per_identity, seed, jpeg_quality, progress)
     summary = {"params": params, "note": SYNTHETIC_NOTE, "synthetic_attacks": True,
                "split_identities": split_ids, "counts": counts, "complete": True}
-    meta_path.write_text(json.dumps(summary, indent=1, sort_keys=True))
+    (out / SYNTHESIS_FILE).write_text(json.dumps(summary, indent=1, sort_keys=True))
     return summary

@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:
     from harness.config import RunSpec
     from harness.registry import Registry
     from harness.results import RunDir
 
-__all__ = ["TASKS", "TaskContext", "get_task"]
+__all__ = ["TASKS", "TaskContext", "choose_detector", "default_component", "get_task"]
 
 TASKS: dict[str, str] = {
     "recognition": "harness.tasks.recognition:run",
     "detection": "harness.tasks.detection:run",
+    "landmarks": "harness.tasks.landmarks:run",
     "liveness": "harness.tasks.liveness:run",
     "inpainting": "harness.tasks.inpainting:run",
 }
@@ -66,3 +67,27 @@ def get_task(name: str) -> Callable[["RunSpec", TaskContext], dict]:
             ) from None
         raise
     return getattr(mod, attr)
+
+
+def default_component(registry: "Registry", kind: str, task: str) -> str:
+    """The ``kind`` a ``task`` run uses when the user names none.
+
+    Declared as data by the plugin: the one spec whose ``meta["default_for"]``
+    lists ``task``.  None or several (a third-party plugin claiming it too)
+    ask the user to choose.
+    """
+    names = [s.name for s in registry.specs(kind) if task in tuple(s.meta.get("default_for") or ())]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ConfigError(f"a {task} run needs --{kind} NAME: no installed {kind} is declared the default for "
+                          f"{task} runs (see `harness list {kind}`)")
+    raise ConfigError(f"a {task} run needs --{kind} NAME: {', '.join(sorted(names))} each declare themselves "
+                      f"the default for {task} runs; choose one")
+
+
+def choose_detector(registry: "Registry", components: Any, task: str, model_spec: Any = None) -> str:
+    """The detector of a run: ``--detector``, else the one the model's spec names
+    (``meta["detector"]``: the detector its published numbers used), else the task's default."""
+    return (components.get("detector") or (model_spec.meta.get("detector") if model_spec is not None else None)
+            or default_component(registry, "detector", task))

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from harness.align import choose_face, fallback_crop
-from harness.align import align as align_face
+from harness.align import choose_face, face_crop, fallback_crop, resize_to
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.registry import Registry
     from harness.types import ImageSet
 
-__all__ = ["FaceLocations", "fingerprint", "locate_faces", "make_crops", "resize_crop", "progress_iter"]
+__all__ = ["FaceCrops", "FaceLocations", "centre_box", "face_crops", "fingerprint", "locate_faces", "make_crops",
+           "progress_iter", "resize_crop"]
 
 
 def progress_iter(items: Sequence[Any] | range, desc: str, enabled: bool = True, unit: str = "img"):
@@ -124,14 +125,18 @@ def locate_faces(
     return FaceLocations(boxes, lms, found, counts)
 
 
+#: What reading a damaged ``.npz`` cache raises; such a cache is recomputed, never trusted.
+DAMAGED_CACHE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
 def _read_store(path: Path | None) -> dict[str, tuple]:
     if path is None or not path.is_file():
         return {}
     try:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return {str(k): (b, lm, bool(f), int(c)) for k, b, lm, f, c in
                     zip(z["keys"], z["boxes"], z["landmarks"], z["found"], z["faces_per_image"])}
-    except (OSError, ValueError, KeyError, EOFError):  # a damaged cache is recomputed, never trusted
+    except DAMAGED_CACHE:  # a damaged cache is recomputed, never trusted
         return {}
 
 
@@ -151,28 +156,7 @@ def _write_store(path: Path, rows: dict[str, tuple]) -> None:
         fh.write(buf.getvalue())
 
 
-def resize_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (H, W) when needed (already-aligned data of another size)."""
-    if img.shape[:2] == tuple(size):
-        return img
-    import cv2
-
-    h, w = size
-    interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
-    return cv2.resize(img, (w, h), interpolation=interp)
-
-
-def _box_crop(img: np.ndarray, box: np.ndarray, size: tuple[int, int], scale: float = 1.3) -> np.ndarray:
-    """A square crop around a box (detectors without landmarks), resized."""
-    import cv2
-
-    x1, y1, x2, y2 = [float(v) for v in box]
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * scale
-    h, w = size
-    sx, sy = w / side, h / side
-    m = np.array([[sx, 0, w / 2 - cx * sx], [0, sy, h / 2 - cy * sy]], np.float64)
-    return cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR)
+resize_crop = resize_to  # resize to (H, W) when needed (already-aligned data of another size)
 
 
 def make_crops(
@@ -199,11 +183,9 @@ def make_crops(
         if faces is None:
             crops.append(resize_crop(img, size))
             continue
-        if faces.found[j] and np.all(np.isfinite(faces.landmarks[j])):
-            crop = align_face(img, faces.landmarks[j], template)
-        elif faces.found[j]:
-            crop = _box_crop(img, faces.boxes[j], size)
-        else:
+        crop = face_crop(img, size, template, landmarks=faces.landmarks[j], box=faces.boxes[j]) \
+            if faces.found[j] else None
+        if crop is None:
             crop = fallback_crop(img, template)
             fallback[j] = True
         crops.append(resize_crop(crop, size))
@@ -220,3 +202,56 @@ def embed_in_batches(
     if not out:
         raise HarnessError("no images to embed")
     return np.concatenate(out)
+
+
+@dataclass
+class FaceCrops:
+    """The crops a model sees, and how they were made (stated in the protocol).
+
+    :param crops: one RGB uint8 crop per image.
+    :param fallback: (N,) bool, no face found (a flagged centre crop).
+    :param detector: the detector used, ``None`` for already-aligned data.
+    :param alignment: the template, or the recognizer's own alignment.
+    :param faces_per_image: (N,) faces the detector returned, or ``None``.
+    """
+
+    crops: list
+    fallback: np.ndarray
+    detector: str | None
+    alignment: str
+    faces_per_image: np.ndarray | None = None
+
+
+def centre_box(shape: tuple[int, ...]) -> np.ndarray:
+    """The flagged fallback box: centred, half the shorter side."""
+    h, w = shape[:2]
+    s = min(h, w) / 4
+    return np.array([w / 2 - s, h / 2 - s, w / 2 + s, h / 2 + s], np.float32)
+
+
+def face_crops(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", detector: str | None,
+               detector_options: dict[str, Any] | None = None, template: str, size: tuple[int, int],
+               recognizer: Any = None, cache_dir: Path | None = None, progress: bool = True,
+               desc: str = "align") -> FaceCrops:
+    """Crops of ``images[indices]`` for a model: detected (unless already aligned), one face
+    chosen per image, aligned to ``template`` — or, for a recognizer that aligns itself
+    (:class:`~harness.types.SelfAligningRecognizer`), cut by its ``align_faces``."""
+    from harness.types import own_alignment
+
+    if images.aligned is not None:
+        crops = [resize_crop(images.load(int(i)), size) for i in progress_iter(indices, desc, progress)]
+        return FaceCrops(crops, np.zeros(len(indices), bool), None, f"none (already aligned: {images.aligned})")
+    if detector is None:
+        raise HarnessError("raw photos need a detector; none was chosen")
+    faces = locate_faces(images, indices, registry=registry, detector=detector,
+                         detector_options=detector_options, cache_dir=cache_dir, progress=progress)
+    own = own_alignment(recognizer)
+    if own is None:
+        crops, fallback = make_crops(images, indices, template=template, size=size, faces=faces, progress=progress)
+        return FaceCrops(crops, fallback, detector, template, faces.faces_per_image)
+    crops = []
+    for j in progress_iter(range(len(indices)), f"{desc} (the recognizer's own alignment)", progress):
+        img = images.load(int(indices[j]))
+        box = faces.boxes[j] if faces.found[j] else centre_box(img.shape)
+        crops.append(recognizer.align_faces(img, box[None])[0])
+    return FaceCrops(crops, ~faces.found, detector, own, faces.faces_per_image)

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.metrics import Metric
+from harness.tasks._data import Skipped, readable_keys, skip_bad_wanted
 from harness.tasks._faces import progress_iter
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
     samples = list(sets["hard"].samples)
     if ctx.extra.get("max_images"):
         samples = samples[: int(ctx.extra["max_images"])]
+    skipped = None
+    if skip_bad_wanted(ctx, spec, ref):  # --skip-bad: unreadable images are left out, counted
+        skipped = Skipped()
+        ok = readable_keys(sets["hard"].loader, [s.key for s in samples], ref, skipped, ctx.progress)
+        samples = [s for s, good in zip(samples, ok) if good]
     keys = {s.key for s in samples}
     preds, times, sizes = _detect_all(det, samples, sets["hard"].loader, ctx.progress, name)
     gt = {s.key: s.boxes for s in samples}
@@ -92,9 +98,11 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
         "protocol": {"dataset": ref.name, "path": ref.path, "name": sets["hard"].protocol, "images": len(samples),
                      "faces_counted": n_faces, "iou": 0.5, "ap_rule": "WIDER FACE evaluation (VOC AP, 1000 "
                      "score thresholds, scores min-max normalised over the set)",
-                     "detections": int(sum(len(p) for p in preds.values()))},
+                     "detections": int(sum(len(p) for p in preds.values())),
+                     **({"skipped_items": len(skipped.items)} if skipped is not None else {})},
         "metrics": metrics,
-        "sections": {"detection": {"ap": ap, "speed": speed}},
+        "sections": {"detection": {"ap": ap, "speed": speed},
+                     **({"skipped": skipped.section()} if skipped is not None else {})},
         "curves": {"pr": curves},
     }
 

@@ -3,11 +3,13 @@
 Protocol (stated in every report):
 
 * Pairs: LFW View 2 (``--eval``; ``--eval-folds`` restricts the folds).
-* Faces: every image is detected (``dlib_hog`` by default; ``--detector``
-  overrides), one face per image is kept (nearest the centre) and aligned
-  the way the recognizer expects — for ``dlib_resnet`` dlib's own 150x150
-  chip from its 5-point shape predictor.  A face that is not found falls
-  back to a centred box (counted in ``fallbacks``).
+* Faces: every image is detected (``--detector``; else the detector the
+  recognizer's spec names, else the one declared the inpainting default),
+  one face per image is kept (nearest the centre) and aligned the way the
+  recognizer expects — its own alignment when it aligns itself
+  (:class:`harness.types.SelfAligningRecognizer`, e.g. dlib's 150x150 chip).
+  A face that is not found falls back to a centred box (counted in
+  ``fallbacks``).
 * Mesh: in pair ``k`` of the full pair list the **second** image's aligned
   crop is meshed with :func:`harness.formats.mesh.mesh_image` seeded with
   ``MESH_SEED + k``: the same meshes for every model, whatever folds are run.
@@ -21,16 +23,19 @@ Protocol (stated in every report):
   and of meshed vs clean (the floor), on the aligned crops the recognizer
   sees, averaged over pairs.
 * Verification: clean-clean, clean-meshed and clean-restored pairs scored
-  with the recognizer (``dlib_resnet`` by default; ``--recognizer`` or a
-  ``--backbone`` with weights, e.g. ``mobilefacenet.weights=casia``, with its
-  own alignment and cosine scores); 10-fold accuracy (threshold on the other folds),
-  TAR@FAR = 1e-3 (strict rule) and EER for each.
+  with the recognizer (``--recognizer``, else the one declared the
+  inpainting default; or a ``--backbone`` with weights, e.g.
+  ``mobilefacenet.weights=casia``, with its own alignment and cosine scores);
+  k-fold accuracy over the evaluated folds (threshold on the other k - 1,
+  stated from the folds used), TAR@FAR = 1e-3 (strict rule) and EER for each.
+* ``--skip-bad``: pairs using an unreadable image are dropped before meshing
+  and counted in the protocol (:mod:`harness.tasks._data`).
 * Training (``--train NAME=PATH``, trainable inpainters): no pair is ever
   restored by a model that saw one of its identities in training (names
   compared case-insensitively).  When the training set minus every
   evaluated identity still holds ``MIN_TRAIN_IMAGES`` images, one model is
   trained on them.  Otherwise — training on LFW itself while evaluating all
-  of View 2 — the evaluated folds are **cross-fitted**, LFW's own 10-fold
+  of View 2 — the evaluated folds are **cross-fitted**, LFW's own fold
   rule coarsened to ``CROSS_FIT_GROUPS`` groups of folds: for each group a
   fresh model is trained on the images of identities outside that group
   and restores that group's pairs only.  At most ``MAX_TRAIN_IMAGES`` images
@@ -50,34 +55,26 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.tasks._faces import embed_in_batches, fingerprint, locate_faces, make_crops, progress_iter
+from harness.tasks import choose_detector, default_component
+from harness.tasks._data import Skipped, load_pairs, train_images
+from harness.tasks._faces import DAMAGED_CACHE, FaceCrops, embed_in_batches, face_crops, fingerprint, progress_iter
+from harness.types import IdentityGuidedInpainter, TrainableInpainter
 
 if TYPE_CHECKING:
     from harness.config import RunSpec
     from harness.tasks import TaskContext
     from harness.types import ImageSet, PairSet
 
-__all__ = ["CROSS_FIT_GROUPS", "DEFAULT_DETECTOR", "DEFAULT_RECOGNIZER", "MAX_TRAIN_IMAGES", "MESH_SEED",
-           "MIN_TRAIN_IMAGES", "PROTOCOL", "fold_groups", "fold_identities", "plan_training", "run",
-           "subset_pairs", "training_subset"]
+__all__ = ["CROSS_FIT_GROUPS", "MAX_TRAIN_IMAGES", "MESH_SEED", "MIN_TRAIN_IMAGES", "PROTOCOL", "fold_groups",
+           "fold_identities", "plan_training", "run", "subset_pairs", "training_subset"]
 
 PROTOCOL = "meshface"
 MESH_SEED = 20160601
-DEFAULT_RECOGNIZER = "dlib_resnet"
-DEFAULT_DETECTOR = "dlib_hog"
 MAX_TRAIN_IMAGES = 3000
 MIN_TRAIN_IMAGES = 200
 CROSS_FIT_GROUPS = 2
 N_SAMPLES = 4
 CONDITIONS = ("clean", "meshed", "restored")
-
-
-@dataclasses.dataclass
-class _Faces:
-    crops: list
-    fallback: np.ndarray
-    detector: str | None
-    alignment: str
 
 
 # ------------------------------------------------------------------ pairs
@@ -97,55 +94,27 @@ def subset_pairs(pairs: "PairSet", n: int | None) -> tuple["PairSet", np.ndarray
     return sub, keep
 
 
-def _load_pairs(ctx: "TaskContext", spec: "RunSpec") -> tuple["PairSet", np.ndarray]:
-    """The evaluated pairs and each one's index in the full pair list (the mesh seed)."""
-    from harness.tasks.recognition import open_dataset
-    from harness.types import PairSet
-
-    ref = spec.eval[0]
-    full = open_dataset(ctx, ref, spec.options.get(ref.name)).verification()
-    index = np.arange(len(full))
-    if spec.eval_folds:
-        present = sorted(set(full.folds.tolist()))
-        bad = [f for f in spec.eval_folds if f not in present]
-        if bad:
-            raise ConfigError(f"--eval-folds {bad} not in {ref.name}'s folds {present}")
-        index = np.flatnonzero(np.isin(full.folds, spec.eval_folds))
-    pairs = PairSet(full.images, full.pairs[index], full.issame[index], full.folds[index], full.protocol)
+def _load_pairs(ctx: "TaskContext", spec: "RunSpec") -> tuple["PairSet", np.ndarray, Skipped]:
+    """The evaluated pairs, each one's index in the full pair list (the mesh seed), and what
+    ``--skip-bad`` left out."""
+    pairs, index, skipped = load_pairs(ctx, spec, spec.eval[0])
     pairs, keep = subset_pairs(pairs, ctx.extra.get("max_pairs"))
-    return pairs, index[keep]
+    return pairs, index[keep], skipped
 
 
 # ------------------------------------------------------------------ faces
 def aligned_faces(ctx: "TaskContext", spec: "RunSpec", images: "ImageSet", indices: np.ndarray,
-                  rec: Any, rspec: Any, desc: str = "align") -> _Faces:
+                  rec: Any, rspec: Any, desc: str = "align") -> FaceCrops:
     """The aligned crops the recognizer sees, for ``images[indices]``."""
-    from harness.tasks._faces import resize_crop
+    from harness.types import crop_template
 
-    alignment = getattr(rec, "alignment", None) or rspec.alignment or "arcface_112"
-    size = tuple(rspec.input_size)
-    if images.aligned is not None:
-        crops = [resize_crop(images.load(int(i)), size) for i in progress_iter(indices, desc, ctx.progress)]
-        return _Faces(crops, np.zeros(len(indices), bool), None, f"none (already aligned: {images.aligned})")
-    detector = spec.components.get("detector", DEFAULT_DETECTOR)
-    faces = locate_faces(images, indices, registry=ctx.registry, detector=detector,
-                         detector_options=spec.options.get(detector), cache_dir=ctx.cache_dir,
-                         progress=ctx.progress)
-    if alignment != "dlib_chip":
-        crops, fallback = make_crops(images, indices, template=alignment, size=size, faces=faces,
-                                     progress=ctx.progress)
-        return _Faces(crops, fallback, detector, alignment)
-    crops = []
-    for j in progress_iter(range(len(indices)), f"{desc} (dlib chips)", ctx.progress):
-        img = images.load(int(indices[j]))
-        if faces.found[j]:
-            box = faces.boxes[j]
-        else:  # flagged fallback: a centred box of half the shorter side
-            h, w = img.shape[:2]
-            s = min(h, w) / 4
-            box = np.array([w / 2 - s, h / 2 - s, w / 2 + s, h / 2 + s], np.float32)
-        crops.append(rec.chips(img, box[None])[0])
-    return _Faces(crops, ~faces.found, detector, "dlib_chip (5-point shape predictor, 150x150)")
+    detector = None
+    if images.aligned is None:
+        detector = choose_detector(ctx.registry, spec.components, "inpainting", rspec)
+    return face_crops(images, indices, registry=ctx.registry, detector=detector,
+                      detector_options=spec.options.get(detector or ""),
+                      template=crop_template(rec, rspec.alignment), size=tuple(rspec.input_size), recognizer=rec,
+                      cache_dir=ctx.cache_dir, progress=ctx.progress, desc=desc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +124,7 @@ class _VerifierInfo:
     input_size: tuple[int, int]
     alignment: str
     distance: str = "cosine"
+    meta: Any = dataclasses.field(default_factory=dict)
 
 
 class _BackboneVerifier:
@@ -190,16 +160,19 @@ def _verifier(ctx: "TaskContext", spec: "RunSpec") -> tuple[str, Any, Any]:
                               f"-o {name}.weights=PATH (or a named variant such as mobilefacenet.weights=casia)")
         ver = _BackboneVerifier(ctx, spec, name)
         return name, ver, ver.info
-    name = spec.components.get("recognizer", DEFAULT_RECOGNIZER)
+    name = spec.components.get("recognizer") or default_component(ctx.registry, "recognizer", "inpainting")
     return name, ctx.registry.build("recognizer", name, spec.options.get(name)), ctx.registry.get("recognizer", name)
 
 
 def _embed_cached(ctx: "TaskContext", key: str, rec: Any, crops: Sequence[np.ndarray], desc: str) -> np.ndarray:
     path = Path(ctx.cache_dir) / f"inpaint-emb-{key}.npz" if ctx.cache_dir else None
     if path is not None and path.is_file():
-        with np.load(path) as z:
-            if len(z["emb"]) == len(crops):
-                return z["emb"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if len(z["emb"]) == len(crops):
+                    return z["emb"]
+        except DAMAGED_CACHE:  # a damaged cache is recomputed, never trusted
+            pass
     emb = embed_in_batches(rec.embed, crops, batch=32, desc=desc, progress=ctx.progress)
     if path is not None:
         import io
@@ -270,13 +243,11 @@ class _Model:
 
 def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "PairSet",
            rec: Any, rspec: Any) -> tuple[list[_Model], dict]:
-    from harness.tasks.recognition import open_dataset
-
     ref = spec.train[0]
     if "," in str((spec.options.get(iname) or {}).get("weights") or ""):
         raise ConfigError(f"{iname}.weights: --train fine-tunes one checkpoint; several (comma-separated) are "
                           "for evaluation only")
-    train = open_dataset(ctx, ref, spec.options.get(ref.name)).train_set()
+    train, skipped = train_images(ctx, spec, ref)
     tnames = train.identities
     tid = np.array([_norm(tnames[lab]) if 0 <= lab < len(tnames) else "" for lab in train.labels.tolist()],
                    dtype=object)
@@ -299,7 +270,7 @@ def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "
                             "from them (another dataset, or evaluate fewer folds with --eval-folds)")
         faces = aligned_faces(ctx, spec, train, cand, rec, rspec, desc="align (train)")
         inp = ctx.registry.build("inpainter", iname, spec.options.get(iname))
-        if meta_id and getattr(inp, "uses_identity", False) and identity is None:
+        if meta_id and isinstance(inp, IdentityGuidedInpainter) and inp.uses_identity and identity is None:
             identity = ctx.registry.build("backbone", meta_id["name"], dict(meta_id.get("options", {})))
         steps = spec.training.max_steps or getattr(inp.options, "steps", None)
         label = "" if len(groups) == 1 else f" for folds {list(g)}"
@@ -331,8 +302,9 @@ def _train(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str, pairs: "
                                 for i in infos)}),
         "identity_network": meta_id["note"] if identity is not None else None,
         "synthetic": bool(train.synthetic),
+        **({"skipped_items": len(skipped.items)} if spec.skip_bad or skipped.items else {}),
     }
-    return models, {"section": section, "curve": curve, "models": infos}
+    return models, {"section": section, "curve": curve, "models": infos, "skipped": skipped}
 
 
 def _given_models(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str,
@@ -346,7 +318,7 @@ def _given_models(ctx: "TaskContext", spec: "RunSpec", ispec: Any, iname: str,
     models = []
     for path in (paths if len(paths) > 1 else paths or [""]):
         inp = ctx.registry.build("inpainter", iname, {**opts, "weights": path} if path else opts)
-        seen = getattr(inp, "train_identities", None)  # recorded by the checkpoint, if any
+        seen = inp.train_identities if isinstance(inp, TrainableInpainter) else None  # recorded by the checkpoint
         models.append(_Model(inp, tuple(folds), f"weights {path}" if path else "as built",
                              None if seen is None else frozenset(seen)))
     if not ispec.trainable or not paths:
@@ -398,115 +370,134 @@ def _short(summary: dict) -> dict:
             "auc": by["auc"]["value"]}
 
 
-def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
+@dataclasses.dataclass
+class _Restoration:
+    """The meshed second faces, their true masks, the restorations and the inpainter's own
+    mask estimates (``None`` when it estimates none)."""
+
+    meshed: list
+    masks: list
+    restored: list
+    estimated: list | None
+
+
+def _mesh(ctx: "TaskContext", crops: list, pos: np.ndarray, pair_index: np.ndarray) -> tuple[list, list]:
+    """Mesh the second face of every pair, seeded by its index in the full pair list."""
     from harness.formats.mesh import mesh_image
-    from harness.metrics import Metric
-    from harness.metrics.image import psnr, ssim
-    from harness.metrics.report import verification_summary
 
-    reg = ctx.registry
-    if "inpainter" not in spec.components:
-        raise HarnessError(f"an inpainting run needs --inpainter, got {dict(spec.components)}")
-    if not spec.eval:
-        raise ConfigError("an inpainting run needs --eval lfw=PATH (LFW View 2 pairs)")
-    iname = spec.components["inpainter"]
-    ispec = reg.get("inpainter", iname)
-    rname, rec, rspec = _verifier(ctx, spec)
+    meshed, masks = [], []
+    for k in progress_iter(range(len(pos)), "mesh", ctx.progress):
+        m, mk = mesh_image(crops[pos[k, 1]], MESH_SEED + int(pair_index[k]))
+        meshed.append(m)
+        masks.append(mk)
+    return meshed, masks
 
-    pairs, pair_index = _load_pairs(ctx, spec)
-    if len(pairs) == 0:
-        raise DataError(f"{spec.eval[0]}: no pairs to evaluate")
-    uniq = np.unique(pairs.pairs.ravel())
-    pos = np.searchsorted(uniq, pairs.pairs)
-    faces = aligned_faces(ctx, spec, pairs.images, uniq, rec, rspec)
-    weights = str((spec.options.get(rname) or {}).get("weights") or "")
-    stamp = [Path(weights).stat().st_size, Path(weights).stat().st_mtime_ns] if Path(weights).is_file() else None
-    key = fingerprint("inpaint", rname, spec.options.get(rname), faces.detector, spec.options.get(faces.detector or ""),
-                      [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []))
 
-    training, identity_check = None, None
-    if spec.train:
-        if not ispec.trainable:
-            raise ConfigError(f"inpainter {iname!r} is not trainable; drop --train")
-        models, training = _train(ctx, spec, ispec, iname, pairs, rec, rspec)
-        identity_check = "checked: no pair is restored by a model trained on one of its identities"
+def _restore_batch(m: Any, batch: list, given: list | None, want_est: bool) -> tuple[list, list | None]:
+    """One batch through an inpainter: restored images and, when wanted, its mask estimates."""
+    from harness.types import MaskEstimatingInpainter, RestoringWithMasks
+
+    if isinstance(m, RestoringWithMasks):  # restored images and estimated masks from one pass
+        part, part_est = m.restore_with_masks(batch, given)
     else:
-        models, identity_check = _given_models(ctx, spec, ispec, iname, pairs)
-    inp = models[0].inpainter
+        part, part_est = m.restore(batch, given), None
+    if want_est and part_est is None and isinstance(m, MaskEstimatingInpainter):
+        part_est = m.estimate_masks(batch)
+    return part, part_est
+
+
+def _restore(ctx: "TaskContext", models: list[_Model], iname: str, pairs: "PairSet", meshed: list,
+             masks: list) -> _Restoration:
+    """Restore every meshed face with the model assigned to its fold, 64 at a time."""
+    from harness.types import MaskEstimatingInpainter
+
     model_of_pair = np.zeros(len(pairs), np.int64)
     for j, m in enumerate(models):
         model_of_pair[np.isin(pairs.folds, m.folds)] = j
-    untrained = bool(ispec.trainable and not spec.train and not getattr(inp.options, "weights", ""))
-    if untrained:
-        ctx.log(f"warning: {iname} is evaluated untrained (no --train, no -o {iname}.weights=...)")
-
-    # mesh the second face of every pair, seeded by its index in the full list
-    meshed, masks = [], []
-    for k in progress_iter(range(len(pairs)), "mesh", ctx.progress):
-        m, mk = mesh_image(faces.crops[pos[k, 1]], MESH_SEED + int(pair_index[k]))
-        meshed.append(m)
-        masks.append(mk)
-    restored: list[np.ndarray] = [None] * len(meshed)  # type: ignore[list-item]
-    est: list[np.ndarray] = [None] * len(meshed)  # type: ignore[list-item]
-    with_est = not inp.needs_mask and hasattr(inp, "estimate_masks")
+    first = models[0].inpainter
+    with_est = not first.needs_mask and isinstance(first, MaskEstimatingInpainter)
+    restored: list = [None] * len(meshed)
+    est: list = [None] * len(meshed)
     batches = [(j, idx[s:s + 64]) for j in range(len(models))
                for idx in [np.flatnonzero(model_of_pair == j)] for s in range(0, len(idx), 64)]
     for j, idx in progress_iter(batches, f"restore ({iname})", ctx.progress, unit="batch"):
         m = models[j].inpainter
-        batch, given = [meshed[i] for i in idx], ([masks[i] for i in idx] if m.needs_mask else None)
-        if hasattr(m, "restore_with_masks"):  # restored images and estimated masks from one pass
-            part, part_est = m.restore_with_masks(batch, given)
-        else:
-            part, part_est = m.restore(batch, given), None
+        given = [masks[i] for i in idx] if m.needs_mask else None
+        part, part_est = _restore_batch(m, [meshed[i] for i in idx], given, with_est)
         if len(part) != len(idx):
             raise HarnessError(f"inpainter {iname!r} returned {len(part)} images for {len(idx)}")
-        if with_est and part_est is None:
-            part_est = m.estimate_masks(batch)
         for n, i in enumerate(idx):
             restored[i] = np.asarray(part[n], np.uint8)
             if with_est:
                 est[i] = part_est[n]
     if any(r is None or r.shape != m.shape for r, m in zip(restored, meshed)):
         raise HarnessError(f"inpainter {iname!r} returned images of other sizes or count than it was given")
+    return _Restoration(meshed, masks, restored, est if with_est else None)
 
-    mask_iou = None
-    if with_est:
-        inter = [np.count_nonzero((e > 0) & (t > 0)) for e, t in zip(est, masks)]
-        union = [np.count_nonzero((e > 0) | (t > 0)) for e, t in zip(est, masks)]
-        mask_iou = float(np.mean([i / u if u else 1.0 for i, u in zip(inter, union)]))
 
-    clean2 = [faces.crops[p] for p in pos[:, 1]]
-    q = {
-        "psnr_meshed": np.array([psnr(c, m) for c, m in zip(clean2, meshed)]),
-        "ssim_meshed": np.array([ssim(c, m) for c, m in zip(clean2, meshed)]),
-        "psnr_restored": np.array([psnr(c, r) for c, r in zip(clean2, restored)]),
-        "ssim_restored": np.array([ssim(c, r) for c, r in zip(clean2, restored)]),
+def _mask_iou(est: list | None, masks: list) -> float | None:
+    if est is None:
+        return None
+    inter = [np.count_nonzero((e > 0) & (t > 0)) for e, t in zip(est, masks)]
+    union = [np.count_nonzero((e > 0) | (t > 0)) for e, t in zip(est, masks)]
+    return float(np.mean([i / u if u else 1.0 for i, u in zip(inter, union)]))
+
+
+def _quality(clean2: list, r: _Restoration) -> dict[str, np.ndarray]:
+    """PSNR / SSIM of meshed and restored second faces against their clean crops."""
+    from harness.metrics.image import psnr, ssim
+
+    return {
+        "psnr_meshed": np.array([psnr(c, m) for c, m in zip(clean2, r.meshed)]),
+        "ssim_meshed": np.array([ssim(c, m) for c, m in zip(clean2, r.meshed)]),
+        "psnr_restored": np.array([psnr(c, x) for c, x in zip(clean2, r.restored)]),
+        "ssim_restored": np.array([ssim(c, x) for c, x in zip(clean2, r.restored)]),
     }
+
+
+def _condition_scores(ctx: "TaskContext", key: str, rname: str, rec: Any, distance: str, faces: FaceCrops,
+                      pos: np.ndarray, r: _Restoration, pair_index: np.ndarray) -> dict[str, np.ndarray]:
+    """Clean-clean, clean-meshed and clean-restored pair scores (clean and meshed embeddings cached)."""
+    from harness.tasks.recognition import pair_similarity
+
     seeds = (MESH_SEED + pair_index).tolist()
     emb_clean = _embed_cached(ctx, key + "-clean", rec, faces.crops, f"embed clean ({rname})")
-    emb_meshed = _embed_cached(ctx, fingerprint(key, "meshed", seeds), rec, meshed, f"embed meshed ({rname})")
-    emb_restored = embed_in_batches(rec.embed, restored, batch=32, desc=f"embed restored ({rname})",
+    emb_meshed = _embed_cached(ctx, fingerprint(key, "meshed", seeds), rec, r.meshed, f"embed meshed ({rname})")
+    emb_restored = embed_in_batches(rec.embed, r.restored, batch=32, desc=f"embed restored ({rname})",
                                     progress=ctx.progress)
-
-    def score(e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
-        if rspec.distance == "cosine":
-            n = np.linalg.norm(e1, axis=1) * np.linalg.norm(e2, axis=1)
-            return (np.sum(e1 * e2, axis=1) / np.maximum(n, 1e-12)).astype(np.float64)
-        return -np.linalg.norm(e1 - e2, axis=1).astype(np.float64)
-
     a = emb_clean[pos[:, 0]]
-    scores = {"clean": score(a, emb_clean[pos[:, 1]]), "meshed": score(a, emb_meshed),
-              "restored": score(a, emb_restored)}
+    return {"clean": pair_similarity(a, emb_clean[pos[:, 1]], distance),
+            "meshed": pair_similarity(a, emb_meshed, distance),
+            "restored": pair_similarity(a, emb_restored, distance)}
+
+
+def _fold_rule(pairs: "PairSet") -> str:
+    """The accuracy rule as used, from the evaluated folds."""
+    from harness.tasks.recognition import threshold_rule
+
+    return threshold_rule(pairs.folds)
+
+
+def _summaries(scores: dict[str, np.ndarray], pairs: "PairSet") -> dict[str, dict]:
+    """The verification summary of each condition (k-fold over the evaluated folds; one fold:
+    best threshold on the same pairs, stated as optimistic)."""
+    from harness.metrics import Metric
+    from harness.metrics.report import verification_summary
+
     labels = pairs.issame.astype(np.int64)
     multi_fold = len(np.unique(pairs.folds)) > 1
     summaries = {c: verification_summary(s, labels, pairs.folds if multi_fold else None) for c, s in scores.items()}
-    if not multi_fold:  # one fold: the threshold is chosen on the same pairs (stated)
+    if not multi_fold:
         for c, s in scores.items():
-            acc = _best_accuracy(s, pairs.issame)
             summaries[c]["metrics"].insert(0, Metric(
-                "accuracy", acc, "higher", "one fold: best threshold on the same pairs (optimistic)").to_dict())
-    ctx.run_dir.save_arrays("scores", label=labels.astype(np.int8), fold=pairs.folds, pair_index=pair_index,
-                            **{f"score_{c}": s for c, s in scores.items()}, **q)
+                "accuracy", _best_accuracy(s, pairs.issame), "higher", _fold_rule(pairs)).to_dict())
+    return summaries
+
+
+def _metric_list(summaries: dict[str, dict], q: dict[str, np.ndarray], mask_iou: float | None) -> list[dict]:
+    """Headline accuracies and image quality, TAR@FAR and EER per condition, then the restored
+    pairs' full verification metrics."""
+    from harness.metrics import Metric
 
     short = {c: _short(summaries[c]) for c in CONDITIONS}
     metrics: list[dict] = []
@@ -527,15 +518,69 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     if mask_iou is not None:
         metrics.append(Metric("mask_iou", mask_iou, "higher",
                               "mean IoU of the inpainter's estimated mesh mask with the true mask").to_dict())
-    # the restored pairs' full summary fills the standard verification sections
     for m in summaries["restored"]["metrics"]:
         if m["name"] != "accuracy":
             metrics.append({**m, "name": f"{m['name']}_restored" if not m["name"].endswith("_restored") else m["name"],
                             "convention": "clean-restored pairs; " + m.get("convention", "")})
-    metrics = list({m["name"]: m for m in metrics}.values())
+    return list({m["name"]: m for m in metrics}.values())
 
-    picks = np.linspace(0, len(pairs) - 1, min(N_SAMPLES, len(pairs))).astype(int)
-    samples = _samples(ctx, [clean2[k] for k in picks], meshed, masks, restored, picks)
+
+@dataclasses.dataclass
+class _Setup:
+    """What the protocol statement and the sections are written from."""
+
+    iname: str
+    rname: str
+    rspec: Any
+    weights: str
+    pairs: "PairSet"
+    uniq: np.ndarray
+    faces: FaceCrops
+    models: list[_Model]
+    training: dict | None
+    identity_check: str | None
+    untrained: bool
+    skipped: Skipped
+
+
+def _protocol(spec: "RunSpec", st: _Setup) -> dict:
+    inp = st.models[0].inpainter
+    return {
+        "name": PROTOCOL,
+        "dataset": spec.eval[0].name,
+        "path": spec.eval[0].path,
+        "pairs_source": st.pairs.protocol,
+        "pairs": int(len(st.pairs)),
+        "folds": int(len(np.unique(st.pairs.folds))),
+        "images": int(len(st.uniq)),
+        "detector": st.faces.detector or "none (data already aligned)",
+        "face_choice": "nearest the image centre" if st.faces.detector else None,
+        "alignment": st.faces.alignment,
+        "input_size": list(st.rspec.input_size),
+        "recognizer": st.rname,
+        "recognizer_kind": "backbone" if "backbone" in spec.components else "recognizer",
+        "recognizer_weights": st.weights or None,
+        "distance": st.rspec.distance,
+        "score": "cosine similarity" if st.rspec.distance == "cosine" else "minus Euclidean distance",
+        "threshold_rule": _fold_rule(st.pairs),
+        "tar_rule": "strict: largest TAR with FAR <= target",
+        "fallbacks": int(st.faces.fallback.sum()),
+        "meshing": "second image of every pair, on its aligned crop, harness.formats.mesh.mesh_image "
+                   f"(default MeshParams) seeded with {MESH_SEED} + index of the pair in the full list",
+        "mask": inp.mask_mode,
+        "training_identities": st.identity_check,
+        "quality": "PSNR / SSIM (skimage; SSIM 7x7, mean over RGB) on the aligned crops, mean over pairs",
+        "flip_test": "none",
+        "synthetic": bool(st.pairs.images.synthetic),
+        **({"skipped_items": len(st.skipped.items), "pairs_dropped": int(st.skipped.pairs_dropped)}
+           if spec.skip_bad or st.skipped.items else {}),
+    }
+
+
+def _sections(ctx: "TaskContext", spec: "RunSpec", st: _Setup, summaries: dict, q: dict, r: _Restoration,
+              clean2: list, mask_iou: float | None) -> tuple[dict, dict]:
+    picks = np.linspace(0, len(st.pairs) - 1, min(N_SAMPLES, len(st.pairs))).astype(int)
+    samples = _samples(ctx, [clean2[k] for k in picks], r.meshed, r.masks, r.restored, picks)
     sections = dict(summaries["restored"].get("sections", {}))
     sections["inpainting"] = {
         "psnr": float(np.mean(q["psnr_restored"])),
@@ -543,50 +588,77 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         "psnr_meshed": float(np.mean(q["psnr_meshed"])),
         "ssim_meshed": float(np.mean(q["ssim_meshed"])),
         "measured_on": "aligned crops the recognizer sees (second face of each pair)",
-        "verification": {"recognizer": rname, **short},
-        "mask": getattr(inp, "mask_mode", "blind"),
+        "verification": {"recognizer": st.rname, **{c: _short(summaries[c]) for c in CONDITIONS}},
+        "mask": st.models[0].inpainter.mask_mode,
         "mask_iou": mask_iou,
-        "untrained": untrained,
-        "models": "; ".join(f"{m.source} -> folds {list(m.folds)}" for m in models) if len(models) > 1 else None,
-        "identity_check": identity_check,
+        "untrained": st.untrained,
+        "models": ("; ".join(f"{m.source} -> folds {list(m.folds)}" for m in st.models)
+                   if len(st.models) > 1 else None),
+        "identity_check": st.identity_check,
         "samples": samples,
         "sample_layout": "clean | meshed | true mask | restored",
     }
-    if training:
-        sections["training"] = training["section"]
     curves = dict(summaries["restored"].get("curves", {}))
-    if training:
-        curves["training"] = training["curve"]
-    protocol = {
-        "name": PROTOCOL,
-        "dataset": spec.eval[0].name,
-        "path": spec.eval[0].path,
-        "pairs_source": pairs.protocol,
-        "pairs": int(len(pairs)),
-        "folds": int(len(np.unique(pairs.folds))),
-        "images": int(len(uniq)),
-        "detector": faces.detector or "none (data already aligned)",
-        "face_choice": "nearest the image centre" if faces.detector else None,
-        "alignment": faces.alignment,
-        "input_size": list(rspec.input_size),
-        "recognizer": rname,
-        "recognizer_kind": "backbone" if "backbone" in spec.components else "recognizer",
-        "recognizer_weights": weights or None,
-        "distance": rspec.distance,
-        "score": "cosine similarity" if rspec.distance == "cosine" else "minus Euclidean distance",
-        "threshold_rule": ("10-fold: threshold chosen on the other 9 folds" if multi_fold
-                           else "one fold: best threshold on the same pairs (optimistic)"),
-        "tar_rule": "strict: largest TAR with FAR <= target",
-        "fallbacks": int(faces.fallback.sum()),
-        "meshing": "second image of every pair, on its aligned crop, harness.formats.mesh.mesh_image "
-                   f"(default MeshParams) seeded with {MESH_SEED} + index of the pair in the full list",
-        "mask": getattr(inp, "mask_mode", "blind"),
-        "training_identities": identity_check,
-        "quality": "PSNR / SSIM (skimage; SSIM 7x7, mean over RGB) on the aligned crops, mean over pairs",
-        "flip_test": "none",
-        "synthetic": bool(pairs.images.synthetic),
-    }
-    return {"protocol": protocol, "metrics": metrics, "sections": sections, "curves": curves}
+    skipped = st.skipped
+    if st.training:
+        sections["training"] = st.training["section"]
+        curves["training"] = st.training["curve"]
+        skipped = skipped.merge(st.training["skipped"])
+    if spec.skip_bad or skipped.items:
+        sections["skipped"] = skipped.section()
+    return sections, curves
+
+
+def _setup(ctx: "TaskContext", spec: "RunSpec") -> tuple[_Setup, Any, np.ndarray, np.ndarray, str]:
+    """Check the run, load the pairs, align their faces and get the inpainter model(s)."""
+    reg = ctx.registry
+    if "inpainter" not in spec.components:
+        raise HarnessError(f"an inpainting run needs --inpainter, got {dict(spec.components)}")
+    if not spec.eval:
+        raise ConfigError("an inpainting run needs --eval lfw=PATH (LFW View 2 pairs)")
+    iname = spec.components["inpainter"]
+    ispec = reg.get("inpainter", iname)
+    rname, rec, rspec = _verifier(ctx, spec)
+    pairs, pair_index, skipped = _load_pairs(ctx, spec)
+    if len(pairs) == 0:
+        raise DataError(f"{spec.eval[0]}: no pairs to evaluate")
+    uniq = np.unique(pairs.pairs.ravel())
+    faces = aligned_faces(ctx, spec, pairs.images, uniq, rec, rspec)
+    weights = str((spec.options.get(rname) or {}).get("weights") or "")
+    stamp = [Path(weights).stat().st_size, Path(weights).stat().st_mtime_ns] if Path(weights).is_file() else None
+    key = fingerprint("inpaint", rname, spec.options.get(rname), faces.detector, spec.options.get(faces.detector or ""),
+                      [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []))
+    training = None
+    if spec.train:
+        if not ispec.trainable:
+            raise ConfigError(f"inpainter {iname!r} is not trainable; drop --train")
+        models, training = _train(ctx, spec, ispec, iname, pairs, rec, rspec)
+        identity_check = "checked: no pair is restored by a model trained on one of its identities"
+    else:
+        models, identity_check = _given_models(ctx, spec, ispec, iname, pairs)
+    untrained = bool(ispec.trainable and not spec.train and not getattr(models[0].inpainter.options, "weights", ""))
+    if untrained:
+        ctx.log(f"warning: {iname} is evaluated untrained (no --train, no -o {iname}.weights=...)")
+    st = _Setup(iname, rname, rspec, weights, pairs, uniq, faces, models, training, identity_check, untrained,
+                skipped)
+    return st, rec, pair_index, np.searchsorted(uniq, pairs.pairs), key
+
+
+def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
+    """The meshface protocol (module docstring): set up, mesh, restore, measure, verify, report."""
+    st, rec, pair_index, pos, key = _setup(ctx, spec)
+    meshed, masks = _mesh(ctx, st.faces.crops, pos, pair_index)
+    r = _restore(ctx, st.models, st.iname, st.pairs, meshed, masks)
+    clean2 = [st.faces.crops[p] for p in pos[:, 1]]
+    q = _quality(clean2, r)
+    scores = _condition_scores(ctx, key, st.rname, rec, st.rspec.distance, st.faces, pos, r, pair_index)
+    summaries = _summaries(scores, st.pairs)
+    ctx.run_dir.save_arrays("scores", label=st.pairs.issame.astype(np.int8), fold=st.pairs.folds,
+                            pair_index=pair_index, **{f"score_{c}": s for c, s in scores.items()}, **q)
+    mask_iou = _mask_iou(r.estimated, masks)
+    metrics = _metric_list(summaries, q, mask_iou)
+    sections, curves = _sections(ctx, spec, st, summaries, q, r, clean2, mask_iou)
+    return {"protocol": _protocol(spec, st), "metrics": metrics, "sections": sections, "curves": curves}
 
 
 def _best_accuracy(scores: np.ndarray, issame: np.ndarray) -> float:

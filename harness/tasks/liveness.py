@@ -8,7 +8,9 @@ Protocol (stated in every report):
 * trainable models are fitted on the training split first — of ``--train``
   when given, else of the evaluated dataset — and saved under the run's
   ``checkpoints/`` (an interrupted run reloads them);
-* faces: detected with the run's detector (default ``retinaface``), one per
+* faces: detected with the run's detector (``--detector``; else the model's
+  own ``detector`` option; else the detector declared the liveness default,
+  ``meta["default_for"]``), one per
   image (nearest the image centre), five-point aligned to ``arcface_112``
   and resized to the model's input size; a flagged centre crop where no face
   is found.  Full-image models (``minifasnet``) get the whole photo and the
@@ -35,17 +37,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.tasks._faces import locate_faces, make_crops, progress_iter
+from harness.tasks import default_component
+from harness.tasks._data import Skipped, readable, skip_bad_wanted
+from harness.tasks._faces import centre_box, locate_faces, make_crops, progress_iter
+from harness.types import FaceScoringLiveness
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
     from harness.specs import LivenessSpec
     from harness.tasks import TaskContext
 
-__all__ = ["DEFAULT_DETECTOR", "TEMPLATE", "run"]
+__all__ = ["TEMPLATE", "run"]
 
-#: detector used when the run names none (stated in the report)
-DEFAULT_DETECTOR = "retinaface"
 #: alignment of the face crops given to face-crop models
 TEMPLATE = "arcface_112"
 FACE_POLICY = "center"
@@ -80,13 +83,24 @@ class _Part:
 
 
 def _open(ctx: "TaskContext", spec: "RunSpec", ref: "DataRef") -> Any:
-    ds = ctx.registry.build("dataset", ref.name, dict(spec.options.get(ref.name, {})), path=ref.path)
-    if not hasattr(ds, "liveness"):
+    from harness.tasks._data import open_dataset
+    from harness.types import LivenessData
+
+    ds = open_dataset(ctx, spec, ref)
+    if not isinstance(ds, LivenessData):
         raise HarnessError(
             f"dataset {ref.name!r} has no liveness data (bona fide / attack labels); a liveness run needs one "
             f"such as --eval spoof=PATH (see `harness list dataset`)"
         )
     return ds.liveness()
+
+
+def _readable(ctx: "TaskContext", spec: "RunSpec", ref: "DataRef", record: Any, idx: np.ndarray,
+              skipped: Skipped) -> np.ndarray:
+    """``idx`` without the unreadable images under ``--skip-bad`` (added to ``skipped``); else ``idx``."""
+    if not len(idx) or not skip_bad_wanted(ctx, spec, ref):
+        return idx
+    return idx[readable(record.images, idx, ref, skipped, ctx.progress)]
 
 
 def _split_indices(record: Any, wanted: str) -> tuple[str, np.ndarray]:
@@ -102,12 +116,13 @@ def _split_indices(record: Any, wanted: str) -> tuple[str, np.ndarray]:
 
 
 def _prepare(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", ref: "DataRef", record: Any,
-             split: str, idx: np.ndarray, detector: str) -> _Part:
+             split: str, idx: np.ndarray, detector: str | None) -> _Part:
     images = record.images
     full = lspec.meta.get("input") == "full_image"
     faces = None
     det_name: str | None = None
     if images.aligned is None or full:
+        detector = detector or default_component(ctx.registry, "detector", "liveness")
         det_name = detector
         faces = locate_faces(images, idx, registry=ctx.registry, detector=detector,
                              detector_options=spec.options.get(detector), policy=FACE_POLICY,
@@ -131,10 +146,8 @@ def _score(model: Any, part: _Part, lspec: "LivenessSpec", progress: bool) -> np
             img = images.load(int(part.idx[j]))
             box = part.boxes[j] if part.boxes is not None else np.full(4, np.nan)
             if not np.all(np.isfinite(box)):  # flagged fallback: centred box of half the shorter side
-                h, w = img.shape[:2]
-                s = min(h, w) / 4
-                box = np.array([w / 2 - s, h / 2 - s, w / 2 + s, h / 2 + s], np.float32)
-            if hasattr(model, "score_faces"):
+                box = centre_box(img.shape)
+            if isinstance(model, FaceScoringLiveness):
                 out[j] = float(np.asarray(model.score_faces(img, box[None])).reshape(-1)[0])
             else:
                 out[j] = float(np.asarray(model.score([img])).reshape(-1)[0])
@@ -147,7 +160,7 @@ def _score(model: Any, part: _Part, lspec: "LivenessSpec", progress: bool) -> np
 
 
 def _train(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model: Any, eval_record: Any,
-           eval_ref: "DataRef", detector: str) -> tuple[dict, dict, set]:
+           eval_ref: "DataRef", detector: str | None) -> tuple[dict, dict, set]:
     """Fit (or reload) a trainable model; returns the training section, curves
     and the keys trained on (to check they are not tested on)."""
     if spec.train:
@@ -163,12 +176,14 @@ def _train(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model: An
             f"{lspec.name} is trainable and needs training data: add --train spoof=DIR, or give {eval_ref} a "
             f"train/ split (harness.synth.synthesize_spoof_set writes train/dev/test)"
         )
+    skipped = Skipped()
+    idx = _readable(ctx, spec, ref, record, idx, skipped)
     part = _prepare(ctx, spec, lspec, ref, record, split, idx, detector)
     y = part.labels
     if y.min() == y.max():
         raise DataError(f"training split {split!r} of {ref} holds only "
                         f"{'bona fide' if y[0] else 'attack'} presentations; both are needed")
-    ext = "pkl" if lspec.framework != "torch" else "pt"
+    ext = "npz" if lspec.framework != "torch" else "pt"
     ckpt = ctx.run_dir.checkpoint_dir / f"{lspec.name}.{ext}"
     t0 = time.perf_counter()
     resumed = False
@@ -192,12 +207,14 @@ def _train(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model: An
         "fallbacks": int(part.fallback.sum()), "checkpoint": str(ckpt), "resumed": resumed,
         "wall_s": round(time.perf_counter() - t0, 2),
         **{k: v for k, v in hist.items() if k not in ("epoch", "loss", "lr")},
+        **({"skipped_items": len(skipped.items), "skipped": [i["item"] for i in skipped.items]}
+           if skip_bad_wanted(ctx, spec, ref) else {}),
     }
     return section, curves, set(part.keys)
 
 
 def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model: Any, ref: "DataRef",
-              record: Any, detector: str, trained_on: set, train_ref: str | None, save: bool) -> dict:
+              record: Any, detector: str | None, trained_on: set, train_ref: str | None, save: bool) -> dict:
     from harness.metrics.report import liveness_summary
     from harness.synth import SYNTHETIC_NOTE
 
@@ -205,6 +222,9 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
     if not len(test_idx):
         raise DataError(f"{ref} has no test presentations (a test/ split, or unsplit live/ and attack/ folders)")
     dev_split, dev_idx = _split_indices(record, "dev")
+    skipped = Skipped()
+    test_idx = _readable(ctx, spec, ref, record, test_idx, skipped)
+    dev_idx = _readable(ctx, spec, ref, record, dev_idx, skipped)
     test = _prepare(ctx, spec, lspec, ref, record, test_split, test_idx, detector)
     overlap = trained_on & set(test.keys)
     if overlap:
@@ -270,6 +290,9 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
     if lv["threshold_source"] == "test":
         protocol["threshold_warning"] = "no dev split: the threshold was fixed on the test scores (optimistic)"
     sections = {"liveness": {**lv, "dev": dev_info}}
+    if skip_bad_wanted(ctx, spec, ref):
+        protocol["skipped_items"] = len(skipped.items)
+        sections["skipped"] = skipped.section()
     return {"protocol": protocol, "metrics": summary["metrics"], "sections": sections,
             "curves": dict(summary.get("curves", {}))}
 
@@ -284,8 +307,9 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     lspec = reg.get("liveness", name)
     kwargs = {"registry": reg} if lspec.meta.get("input") == "full_image" else {}
     model = reg.build("liveness", name, spec.options.get(name), **kwargs)
-    detector = (spec.components.get("detector") or getattr(getattr(model, "options", None), "detector", None)
-                or DEFAULT_DETECTOR)
+    own = lspec.make_options(spec.options.get(name)) if "detector" in lspec.option_fields() else None
+    # None: the detector declared the liveness default, resolved only when faces must be found
+    detector = spec.components.get("detector") or (own.detector if own is not None else None)
     first_ref = spec.eval[0]
     first = _open(ctx, spec, first_ref)
     training: dict = {}

@@ -4,11 +4,15 @@ recognizer), then verify on pairs under one stated protocol.
 Protocol (stated in every report): faces are detected (unless the data is
 already aligned), one face per image is chosen nearest the image centre,
 aligned with a five-point similarity transform to the model's template (a
-flagged centre crop when no face is found), embedded, and compared with
-cosine similarity (Euclidean distance for models published that way).
-Accuracy is the 10-fold protocol with the threshold chosen on the other 9
-folds over all midpoints between distinct scores; TAR@FAR uses the strict
-rule (largest TAR with FAR <= target).
+flagged centre crop when no face is found) or by a recognizer that aligns
+itself, embedded, and compared with cosine similarity (Euclidean distance for
+models published that way).  Accuracy is k-fold cross-validated over the
+dataset's folds (LFW View 2: 10) with the threshold of each fold chosen on the
+other k - 1 over all midpoints between distinct scores; the statement in
+``results.json`` is generated from the folds actually used
+(:func:`threshold_rule`).  TAR@FAR uses the strict rule (largest TAR with
+FAR <= target).  Under ``--skip-bad`` pairs using an unreadable image are
+dropped and counted (:mod:`harness.tasks._data`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
-from harness.tasks._faces import embed_in_batches, locate_faces, make_crops, progress_iter
+from harness.tasks import choose_detector
+from harness.tasks._data import Skipped, load_pairs, train_images
+from harness.tasks._faces import embed_in_batches, face_crops
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
@@ -27,14 +33,8 @@ if TYPE_CHECKING:
     from harness.tasks import TaskContext
     from harness.types import PairSet
 
-__all__ = ["DEFAULT_DETECTOR", "run"]
+__all__ = ["eval_folds", "run", "threshold_rule"]
 
-#: detector used on raw photos when the run names none (stated in the report)
-DEFAULT_DETECTOR = "mtcnn"
-THRESHOLD_RULE = (
-    "10-fold: threshold chosen on the other 9 folds over all midpoints between distinct scores; "
-    "accepted when score >= threshold"
-)
 #: embed the eval set after each epoch only when it is this small
 _EPOCH_EVAL_MAX_IMAGES = 3000
 
@@ -49,52 +49,40 @@ class _EvalSet:
     detector: str | None
     template: str
     faces_per_image: np.ndarray | None
+    skipped: Skipped | None = None
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.uniq, self.pairs.pairs)
         return pos[:, 0], pos[:, 1]
 
 
-def open_dataset(ctx: "TaskContext", ref: "DataRef", options: dict | None = None) -> Any:
-    return ctx.registry.build("dataset", ref.name, options or {}, path=ref.path)
-
-
-def load_pairs(ctx: "TaskContext", ref: "DataRef", spec: "RunSpec") -> "PairSet":
-    pairs = open_dataset(ctx, ref, spec.options.get(ref.name)).verification()
-    folds = spec.eval_folds
-    if folds:
-        present = sorted(set(pairs.folds.tolist()))
-        bad = [f for f in folds if f not in present]
-        if bad:
-            raise ConfigError(f"--eval-folds {bad} not in {ref.name}'s folds {present}")
-        pairs = pairs.subset(folds)
-    return pairs
-
-
 def prepare_eval(
     ctx: "TaskContext", spec: "RunSpec", ref: "DataRef", *, template: str, size: tuple[int, int],
+    recognizer: Any = None, model_spec: Any = None,
 ) -> _EvalSet:
-    """Pairs plus aligned crops of every image they use (detected once, cached)."""
-    pairs = load_pairs(ctx, ref, spec)
+    """Pairs plus the crops of every image they use (detected once, cached), aligned to
+    ``template`` or by a recognizer that aligns itself."""
+    pairs, _index, skipped = load_pairs(ctx, spec, ref)
     uniq = np.unique(pairs.pairs.ravel())
-    faces = None
     detector = None
     if pairs.images.aligned is None:
-        detector = spec.components.get("detector", DEFAULT_DETECTOR)
-        faces = locate_faces(
-            pairs.images, uniq, registry=ctx.registry, detector=detector,
-            detector_options=spec.options.get(detector), cache_dir=ctx.cache_dir, progress=ctx.progress,
-        )
-    crops, fallback = make_crops(pairs.images, uniq, template=template, size=size, faces=faces,
-                                 progress=ctx.progress)
-    return _EvalSet(ref, pairs, uniq, crops, fallback, detector, template,
-                    None if faces is None else faces.faces_per_image)
+        detector = choose_detector(ctx.registry, spec.components, "recognition", model_spec)
+    fc = face_crops(pairs.images, uniq, registry=ctx.registry, detector=detector,
+                    detector_options=spec.options.get(detector or ""), template=template, size=size,
+                    recognizer=recognizer, cache_dir=ctx.cache_dir, progress=ctx.progress)
+    skipped = skipped if (spec.skip_bad or skipped.items or skipped.pairs_dropped) else None
+    return _EvalSet(ref, pairs, uniq, fc.crops, fc.fallback, fc.detector, fc.alignment, fc.faces_per_image,
+                    skipped)
 
 
 def pair_scores(emb: np.ndarray, ev: _EvalSet, distance: str) -> np.ndarray:
-    """Similarity of each pair: cosine, or minus the Euclidean distance."""
+    """Similarity of each pair of ``ev`` from the embeddings of its images."""
     a, b = ev.rows()
-    e1, e2 = emb[a], emb[b]
+    return pair_similarity(emb[a], emb[b], distance)
+
+
+def pair_similarity(e1: np.ndarray, e2: np.ndarray, distance: str) -> np.ndarray:
+    """Row-wise similarity: cosine, or minus the Euclidean distance."""
     if distance == "cosine":
         n1 = np.linalg.norm(e1, axis=1) * np.linalg.norm(e2, axis=1)
         return (np.sum(e1 * e2, axis=1) / np.maximum(n1, 1e-12)).astype(np.float64)
@@ -119,13 +107,31 @@ def _protocol(ev: _EvalSet, *, input_size, flip: str | None, distance: str, synt
         "flip_test": flip or "none",
         "distance": distance,
         "score": "cosine similarity" if distance == "cosine" else "minus Euclidean distance",
-        "threshold_rule": THRESHOLD_RULE,
+        "threshold_rule": threshold_rule(*eval_folds(p.issame, p.folds)),
         "cv_folds": eval_folds(p.issame, p.folds)[1],
         "tar_rule": "strict: largest TAR with FAR <= target",
         "fallbacks": int(ev.fallback.sum()),
         "multi_face_images": None if ev.faces_per_image is None else int((ev.faces_per_image > 1).sum()),
         "synthetic": bool(synthetic or p.images.synthetic),
+        **_skip_protocol(ev.skipped),
     }
+
+
+def _skip_protocol(skipped: Skipped | None) -> dict:
+    """What ``--skip-bad`` left out, for the protocol statement (absent when it was off)."""
+    if skipped is None:
+        return {}
+    return {"skipped_items": len(skipped.items), "pairs_dropped": int(skipped.pairs_dropped)}
+
+
+def threshold_rule(cv_folds: np.ndarray, how: str = "dataset folds") -> str:
+    """The accuracy rule as used: generated from the folds the pairs were cross-validated over."""
+    k = int(len(np.unique(cv_folds)))
+    base = "over all midpoints between distinct scores; accepted when score >= threshold"
+    if k < 2:
+        return f"one fold: threshold chosen on the same pairs (optimistic) {base}"
+    where = "" if how == "dataset folds" else " (stratified sub-folds of one fold)"
+    return f"{k}-fold{where}: threshold chosen on the other {k - 1} fold{'s' if k > 2 else ''} {base}"
 
 
 def eval_folds(issame: np.ndarray, folds: np.ndarray, n_sub: int = 10) -> tuple[np.ndarray, str]:
@@ -181,7 +187,17 @@ def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], proto
                        "sections": {k: v for k, v in s.get("sections", {}).items() if k != "hist"}})
     if others:
         out["sections"]["other_evals"] = others
+    skips = [ev.skipped for ev, _ in evals if ev.skipped is not None]
+    if skips:
+        out["sections"]["skipped"] = _merge_skips(skips).section()
     return out
+
+
+def _merge_skips(skips: list[Skipped]) -> Skipped:
+    total = Skipped()
+    for sk in skips:
+        total = total.merge(sk)
+    return total
 
 
 # --------------------------------------------------------------- backbones
@@ -232,13 +248,14 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
 
     out_sections: dict[str, Any] = {}
     curves: dict[str, Any] = {}
+    train_skipped: Skipped | None = None
     if spec.train:
         if "loss" not in spec.components:
             raise ConfigError(f"training {bname} needs a loss: add --loss NAME (`harness list loss`)")
         lname = spec.components["loss"]
         lspec = reg.get("loss", lname)
         train_ref = spec.train[0]
-        train_set = open_dataset(ctx, train_ref, spec.options.get(train_ref.name)).train_set()
+        train_set, train_skipped = train_images(ctx, spec, train_ref)
         if train_set.aligned is None:
             raise HarnessError(
                 f"training data {train_ref} holds raw photos; facebench trains on aligned crops. "
@@ -272,6 +289,7 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
             "img_per_s": round(float(np.mean(h["img_per_s"])) if h.get("img_per_s") else 0.0, 2),
             "epoch_evals": h.get("eval", []),
             "settings": dataclasses.asdict(spec.training),
+            **({"skipped_items": len(train_skipped.items)} if spec.skip_bad or train_skipped.items else {}),
         }
         out_sections["baseline"] = {
             "what": f"the same {bname}, untrained (seeded initialisation), on the same pairs",
@@ -288,6 +306,9 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
             "untrained_accuracy", out_sections["baseline"]["accuracy"], "higher",
             convention="the same protocol on the untrained network (reference point)").to_dict())
     res["sections"].update(out_sections)
+    if train_skipped is not None and (spec.skip_bad or train_skipped.items):
+        skips = [ev.skipped for ev in evals if ev.skipped] + [train_skipped]
+        res["sections"]["skipped"] = _merge_skips(skips).section()
     res["curves"].update(curves)
     return res
 
@@ -300,57 +321,37 @@ def _embedding_dim(engine: Any, model: Any, bspec: "BackboneSpec") -> int:
 
 # -------------------------------------------------------------- recognizers
 def _run_recognizer(spec: "RunSpec", ctx: "TaskContext") -> dict:
+    from harness.types import ConfiguredRecognizer, crop_template
+
     reg = ctx.registry
     rname = spec.components["recognizer"]
     rspec = reg.get("recognizer", rname)
     rec = reg.build("recognizer", rname, spec.options.get(rname))
-    alignment = getattr(rec, "alignment", None) or rspec.alignment or "arcface_112"
-    size = tuple(rspec.input_size)
+    # a recognizer whose options or model file fix its crop (the onnx one) states them on the object
+    configured = isinstance(rec, ConfiguredRecognizer)
+    size = tuple(rec.input_size) if configured else tuple(rspec.input_size)
+    template = crop_template(rec, rspec.alignment)
     evals = []
     for ref in spec.eval:
-        if alignment == "dlib_chip":
-            ev, emb = _dlib_chip_eval(ctx, spec, ref, rec, size)
-        else:
-            ev = prepare_eval(ctx, spec, ref, template=alignment, size=size)
-            emb = embed_in_batches(rec.embed, ev.crops, desc=f"embed ({rname})", progress=ctx.progress)
+        ev = prepare_eval(ctx, spec, ref, template=template, size=size, recognizer=rec, model_spec=rspec)
+        emb = embed_in_batches(rec.embed, ev.crops, desc=f"embed ({rname})", progress=ctx.progress)
         evals.append((ev, pair_scores(emb, ev, rspec.distance)))
     synthetic = any(ev.pairs.images.synthetic for ev, _ in evals)
-    res = _results(ctx, evals, dict(input_size=size, flip=None, distance=rspec.distance, synthetic=synthetic))
+    res = _results(ctx, evals, dict(input_size=size, flip=rec.flip if configured else None, distance=rspec.distance,
+                                    synthetic=synthetic))
+    if configured:  # preprocessing, model sha256, runtime as used
+        res["sections"]["recognizer"] = rec.describe()
     if rspec.published:
         res["sections"]["published"] = dict(rspec.published)
     return res
 
 
-def _dlib_chip_eval(ctx, spec, ref, rec, size) -> tuple[_EvalSet, np.ndarray]:
-    """dlib's own alignment: its shape predictor on the chosen box, 150x150 chips."""
-    from harness.tasks._faces import resize_crop
-
-    pairs = load_pairs(ctx, ref, spec)
-    uniq = np.unique(pairs.pairs.ravel())
-    images = pairs.images
-    if images.aligned is not None:
-        crops = [resize_crop(images.load(int(i)), size) for i in uniq]
-        emb = embed_in_batches(rec.embed, crops, progress=ctx.progress)
-        return _EvalSet(ref, pairs, uniq, crops, np.zeros(len(uniq), bool), None, "dlib_chip", None), emb
-    detector = spec.components.get("detector", "dlib_hog")
-    faces = locate_faces(images, uniq, registry=ctx.registry, detector=detector,
-                         detector_options=spec.options.get(detector), cache_dir=ctx.cache_dir, progress=ctx.progress)
-    out = []
-    for j in progress_iter(range(len(uniq)), "embed (dlib chips)", ctx.progress):
-        img = images.load(int(uniq[j]))
-        if faces.found[j]:
-            box = faces.boxes[j]
-        else:  # flagged fallback: a centred box of half the shorter side
-            h, w = img.shape[:2]
-            s = min(h, w) / 4
-            box = np.array([w / 2 - s, h / 2 - s, w / 2 + s, h / 2 + s], np.float32)
-        out.append(rec.embed_faces(img, box[None])[0])
-    ev = _EvalSet(ref, pairs, uniq, [], ~faces.found, detector, "dlib_chip (5-point shape predictor, 150x150)",
-                  faces.faces_per_image)
-    return ev, np.stack(out).astype(np.float32)
-
-
 def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
+    if getattr(spec, "protocol", "verification") != "verification" or any(r.name == "ijb" for r in spec.eval):
+        # 1:N search (--protocol identification …) and IJB template protocols: harness.tasks.identification
+        from harness.tasks.identification import run as run_identification
+
+        return run_identification(spec, ctx)
     if "backbone" in spec.components:
         return _run_backbone(spec, ctx)
     if "recognizer" in spec.components:

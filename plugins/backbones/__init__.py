@@ -49,143 +49,124 @@ _MOBILEFACENET = (
     "Mobile Devices, CCBR 2018"
 )
 
+def _sphere_resnet(depth: int, units: tuple[int, ...], params: int, macs: int) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"resnet{depth}",
+        summary=f"SphereFace {depth}-layer residual net (OpenSphere sfnet{depth}), PReLU, no BN, FC to 512-d.",
+        factory=f"{_MODULE}.resnet_sphere:build_resnet{depth}",
+        framework="torch",
+        options=SphereResNetOptions,
+        paper=_SPHEREFACE,
+        license=_CODE_LICENSE,
+        input_size=(112, 112),
+        embedding_size=512,
+        alignment="arcface_112",
+        meta={
+            "params": params,
+            "macs": macs,
+            "stage_units": units,
+            "min_input_size": SphereResNetOptions.MIN_SIZE,
+        },
+    )
+
+
+def _lresnet(depth: int, units: tuple[int, ...], params: int, macs: int,
+             published: tuple[int, int]) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"lresnet{depth}",
+        summary=f"ArcFace LResNet{depth}E-IR (IR-{depth}): IR units, BN-Dropout-FC-BN head, 512-d.",
+        factory=f"{_MODULE}.lresnet:build_lresnet{depth}",
+        framework="torch",
+        options=LResNetOptions,
+        paper=_ARCFACE,
+        license=_CODE_LICENSE,
+        input_size=(112, 112),
+        embedding_size=512,
+        alignment="arcface_112",
+        meta={
+            "params": params,
+            "macs": macs,
+            "published_params": published[0],
+            "published_macs": published[1],
+            "stage_units": units,
+            "min_input_size": LResNetOptions.MIN_SIZE,
+        },
+    )
+
+
+def _inception_resnet_v1() -> BackboneSpec:
+    return BackboneSpec(
+        name="inception_resnet_v1",
+        summary="FaceNet's Inception-ResNet-v1 (davidsandberg/facenet layout), 160x160, 512-d.",
+        factory=f"{_MODULE}.inception_resnet_v1:build_inception_resnet_v1",
+        framework="torch",
+        options=InceptionResNetV1Options,
+        paper=_FACENET,
+        license=_CODE_LICENSE,
+        input_size=(160, 160),
+        embedding_size=512,
+        alignment="arcface_112",
+        meta={
+            "params": 23_482_624,
+            "macs": 1_417_662_304,
+            "min_input_size": InceptionResNetV1Options.MIN_SIZE,
+        },
+    )
+
+
+def _mobilefacenet() -> BackboneSpec:
+    return BackboneSpec(
+        name="mobilefacenet",
+        summary=(
+            "MobileFaceNet, 1.0 M params, 128-d; -o mobilefacenet.weights=casia loads the "
+            "CASIA-WebFace checkpoint (112x96, flip-concat features)."
+        ),
+        factory=f"{_MODULE}.mobilefacenet:build_mobilefacenet",
+        framework="torch",
+        options=MobileFaceNetOptions,
+        paper=_MOBILEFACENET,
+        license=_CODE_LICENSE,
+        weights=(MOBILEFACENET_CASIA,),
+        input_size=(112, 112),
+        embedding_size=128,
+        alignment="arcface_112",
+        meta={
+            "params": 1_003_136,
+            "macs": 220_965_376,
+            "published_params": 990_000,
+            "published_macs": 221_000_000,
+            "min_input_size": MobileFaceNetOptions.MIN_SIZE,
+            "flip_concat": False,
+            # what changes with -o mobilefacenet.weights=<key>
+            "variants": {
+                "casia": {
+                    "input_size": MOBILEFACENET_CASIA_INPUT,
+                    "embedding_size": 128,
+                    "mean": (127.5, 127.5, 127.5),
+                    "std": (128.0, 128.0, 128.0),
+                    "channel_order": "RGB",
+                    "alignment": "sphereface_112x96",
+                    "flip_concat": True,
+                    "params": 999_552,
+                    "macs": 189_408_256,
+                    "trained_on": "CASIA-WebFace",
+                    "weights": "068.ckpt",
+                    "license": "no licence stated: tests only",
+                }
+            },
+        },
+    )
+
+
 def specs() -> list[BackboneSpec]:
     """The built-in backbone specs (no torch import)."""
     return [
-        BackboneSpec(
-            name="resnet20",
-            summary="SphereFace 20-layer residual net (OpenSphere sfnet20), PReLU, no BN, FC to 512-d.",
-            factory=f"{_MODULE}.resnet_sphere:build_resnet20",
-            framework="torch",
-            options=SphereResNetOptions,
-            paper=_SPHEREFACE,
-            license=_CODE_LICENSE,
-            input_size=(112, 112),
-            embedding_size=512,
-            alignment="arcface_112",
-            meta={
-                "params": 24_505_664,
-                "macs": 2_041_360_384,
-                "stage_units": (1, 2, 4, 1),
-                "min_input_size": SphereResNetOptions.MIN_SIZE,
-            },
-        ),
-        BackboneSpec(
-            name="resnet36",
-            summary="SphereFace 36-layer residual net (OpenSphere sfnet36), PReLU, no BN, FC to 512-d.",
-            factory=f"{_MODULE}.resnet_sphere:build_resnet36",
-            framework="torch",
-            options=SphereResNetOptions,
-            paper=_SPHEREFACE,
-            license=_CODE_LICENSE,
-            input_size=(112, 112),
-            embedding_size=512,
-            alignment="arcface_112",
-            meta={
-                "params": 34_613_824,
-                "macs": 3_891_048_448,
-                "stage_units": (2, 4, 8, 2),
-                "min_input_size": SphereResNetOptions.MIN_SIZE,
-            },
-        ),
-        BackboneSpec(
-            name="inception_resnet_v1",
-            summary="FaceNet's Inception-ResNet-v1 (davidsandberg/facenet layout), 160x160, 512-d.",
-            factory=f"{_MODULE}.inception_resnet_v1:build_inception_resnet_v1",
-            framework="torch",
-            options=InceptionResNetV1Options,
-            paper=_FACENET,
-            license=_CODE_LICENSE,
-            input_size=(160, 160),
-            embedding_size=512,
-            alignment="arcface_112",
-            meta={
-                "params": 23_482_624,
-                "macs": 1_417_662_304,
-                "min_input_size": InceptionResNetV1Options.MIN_SIZE,
-            },
-        ),
-        BackboneSpec(
-            name="lresnet50",
-            summary="ArcFace LResNet50E-IR (IR-50): IR units, BN-Dropout-FC-BN head, 512-d.",
-            factory=f"{_MODULE}.lresnet:build_lresnet50",
-            framework="torch",
-            options=LResNetOptions,
-            paper=_ARCFACE,
-            license=_CODE_LICENSE,
-            input_size=(112, 112),
-            embedding_size=512,
-            alignment="arcface_112",
-            meta={
-                "params": 43_590_848,
-                "macs": 6_309_330_944,
-                "published_params": 43_590_000,
-                "published_macs": 6_309_000_000,
-                "stage_units": (3, 4, 14, 3),
-                "min_input_size": LResNetOptions.MIN_SIZE,
-            },
-        ),
-        BackboneSpec(
-            name="lresnet100",
-            summary="ArcFace LResNet100E-IR (IR-100): IR units, BN-Dropout-FC-BN head, 512-d.",
-            factory=f"{_MODULE}.lresnet:build_lresnet100",
-            framework="torch",
-            options=LResNetOptions,
-            paper=_ARCFACE,
-            license=_CODE_LICENSE,
-            input_size=(112, 112),
-            embedding_size=512,
-            alignment="arcface_112",
-            meta={
-                "params": 65_156_160,
-                "macs": 12_089_606_144,
-                "published_params": 65_160_000,
-                "published_macs": 12_090_000_000,
-                "stage_units": (3, 13, 30, 3),
-                "min_input_size": LResNetOptions.MIN_SIZE,
-            },
-        ),
-        BackboneSpec(
-            name="mobilefacenet",
-            summary=(
-                "MobileFaceNet, 1.0 M params, 128-d; -o mobilefacenet.weights=casia loads the "
-                "CASIA-WebFace checkpoint (112x96, flip-concat features)."
-            ),
-            factory=f"{_MODULE}.mobilefacenet:build_mobilefacenet",
-            framework="torch",
-            options=MobileFaceNetOptions,
-            paper=_MOBILEFACENET,
-            license=_CODE_LICENSE,
-            weights=(MOBILEFACENET_CASIA,),
-            input_size=(112, 112),
-            embedding_size=128,
-            alignment="arcface_112",
-            meta={
-                "params": 1_003_136,
-                "macs": 220_965_376,
-                "published_params": 990_000,
-                "published_macs": 221_000_000,
-                "min_input_size": MobileFaceNetOptions.MIN_SIZE,
-                "flip_concat": False,
-                # what changes with -o mobilefacenet.weights=<key>
-                "variants": {
-                    "casia": {
-                        "input_size": MOBILEFACENET_CASIA_INPUT,
-                        "embedding_size": 128,
-                        "mean": (127.5, 127.5, 127.5),
-                        "std": (128.0, 128.0, 128.0),
-                        "channel_order": "RGB",
-                        "alignment": "sphereface_112x96",
-                        "flip_concat": True,
-                        "params": 999_552,
-                        "macs": 189_408_256,
-                        "trained_on": "CASIA-WebFace",
-                        "weights": "068.ckpt",
-                        "license": "no licence stated: tests only",
-                    }
-                },
-            },
-        ),
+        _sphere_resnet(20, (1, 2, 4, 1), 24_505_664, 2_041_360_384),
+        _sphere_resnet(36, (2, 4, 8, 2), 34_613_824, 3_891_048_448),
+        _inception_resnet_v1(),
+        _lresnet(50, (3, 4, 14, 3), 43_590_848, 6_309_330_944, (43_590_000, 6_309_000_000)),
+        _lresnet(100, (3, 13, 30, 3), 65_156_160, 12_089_606_144, (65_160_000, 12_090_000_000)),
+        _mobilefacenet(),
     ]
 
 

@@ -178,5 +178,11 @@ class InceptionResNetV1(nn.Module):
 
 
 def build_inception_resnet_v1(opts: InceptionResNetV1Options | None = None) -> InceptionResNetV1:
-    """FaceNet Inception-ResNet-v1."""
-    return InceptionResNetV1(opts or InceptionResNetV1Options())
+    """FaceNet Inception-ResNet-v1; ``weights=PATH`` loads a facenet-pytorch state dict."""
+    opts = opts or InceptionResNetV1Options()
+    model = InceptionResNetV1(opts)
+    if opts.weights:
+        from facebench_plugins.backbones._import import load_published
+
+        load_published(model, opts.weights, family="facenet", option="inception_resnet_v1.weights")
+    return model

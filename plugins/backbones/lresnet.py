@@ -116,11 +116,21 @@ class LResNet(nn.Module):
         return self.features(x)
 
 
+def _build(depth: int, opts: LResNetOptions | None) -> LResNet:
+    opts = opts or LResNetOptions()
+    model = LResNet(depth, opts)
+    if opts.weights:  # arcface_torch iresnet{depth} or facebench's own state dict
+        from facebench_plugins.backbones._import import load_published
+
+        load_published(model, opts.weights, family="iresnet", option=f"lresnet{depth}.weights")
+    return model
+
+
 def build_lresnet50(opts: LResNetOptions | None = None) -> LResNet:
-    """LResNet50E-IR (IR-50)."""
-    return LResNet(50, opts or LResNetOptions())
+    """LResNet50E-IR (IR-50); ``weights=PATH`` loads an arcface_torch iresnet50 state dict."""
+    return _build(50, opts)
 
 
 def build_lresnet100(opts: LResNetOptions | None = None) -> LResNet:
-    """LResNet100E-IR (IR-100)."""
-    return LResNet(100, opts or LResNetOptions())
+    """LResNet100E-IR (IR-100); ``weights=PATH`` loads an arcface_torch iresnet100 state dict."""
+    return _build(100, opts)

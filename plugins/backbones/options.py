@@ -13,9 +13,11 @@ lresnet50.input_size=96``) means a square input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from harness.specs import OptionError, WeightsSpec
+from harness._values import short_repr
+from harness.specs import OptionError, WeightsSpec, check_range
 
 __all__ = [
     "InceptionResNetV1Options",
@@ -32,17 +34,25 @@ MOBILEFACENET_CASIA_INPUT: tuple[int, int] = (112, 96)
 #: The CASIA-WebFace MobileFaceNet checkpoint (``-o mobilefacenet.weights=casia``).
 MOBILEFACENET_CASIA = WeightsSpec(
     filename="068.ckpt",
-    sha256="e839247cdbdfc023",
+    sha256="e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e35920ea8910d99",
     data_path="weights/mobilefacenet/068.ckpt",
     license="no licence stated: tests only",
     source="github.com/Xiaoccer/MobileFaceNet_Pytorch",
 )
 
 
+#: The largest input side and embedding a backbone accepts: far above any
+#: face model, far below what exhausts memory before the network is built.
+MAX_INPUT_SIDE = 1024
+MAX_EMBEDDING_SIZE = 8192
+#: The most weights a final FC layer sized by the input may hold (~1 GiB of float32).
+MAX_FC_PARAMS = 1 << 28
+
+
 def _size_pair(value: object, where: str) -> tuple[int, int]:
     """``112`` / ``(112,)`` / ``(112, 96)`` / ``[112, 96]`` -> ``(112, 96)``."""
     if isinstance(value, bool):
-        raise OptionError(f"{where}={value!r}: expected an integer or height,width")
+        raise OptionError(f"{where}={short_repr(value)}: expected an integer or height,width")
     if isinstance(value, int):
         pair = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) in (1, 2):
@@ -50,20 +60,24 @@ def _size_pair(value: object, where: str) -> tuple[int, int]:
         pair = (items[0], items[-1])
     else:
         raise OptionError(
-            f"{where}={value!r}: expected an integer (square input) or 'height,width'"
+            f"{where}={short_repr(value)}: expected an integer (square input) or 'height,width'"
         )
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-        raise OptionError(f"{where}={value!r}: sizes must be positive integers")
+        raise OptionError(f"{where}={short_repr(value)}: sizes must be positive integers")
+    if max(pair) > MAX_INPUT_SIDE:
+        raise OptionError(
+            f"{where}={short_repr(value)}: sides must be at most {MAX_INPUT_SIDE} pixels"
+        )
     return (int(pair[0]), int(pair[1]))
 
 
-def _check_common(opts: object, name: str, min_size: int) -> None:
-    emb = getattr(opts, "embedding_size")
-    if isinstance(emb, bool) or not isinstance(emb, int) or emb <= 0:
-        raise OptionError(f"{name}.embedding_size={emb!r}: expected a positive integer")
+def _check_common(opts: object, name: str, min_size: int, fc_from_map: bool = False) -> None:
+    """Bounds shared by the backbones; ``fc_from_map``: the final FC layer takes the
+    whole 512-channel map of four stride-2 stages, so its size grows with the input."""
+    check_range(f"{name}.embedding_size", getattr(opts, "embedding_size"), 1, MAX_EMBEDDING_SIZE, integer=True)
     dropout = getattr(opts, "dropout", 0.0)
-    if not 0.0 <= float(dropout) < 1.0:
-        raise OptionError(f"{name}.dropout={dropout!r}: expected a probability in [0, 1)")
+    if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        raise OptionError(f"{name}.dropout={short_repr(dropout)}: expected a probability in [0, 1)")
     size = getattr(opts, "input_size")
     if size is not None:
         size = _size_pair(size, f"{name}.input_size")
@@ -73,6 +87,21 @@ def _check_common(opts: object, name: str, min_size: int) -> None:
                 f"{name}.input_size={size[0]},{size[1]}: this network needs at least "
                 f"{min_size}x{min_size} pixels"
             )
+        cells = -(-size[0] // 16) * -(-size[1] // 16)
+        if fc_from_map and 512 * cells * getattr(opts, "embedding_size") > MAX_FC_PARAMS:
+            raise OptionError(
+                f"{name}.input_size={size[0]},{size[1]} with embedding_size={getattr(opts, 'embedding_size')} "
+                f"needs a final FC layer of {512 * cells * getattr(opts, 'embedding_size'):,} weights "
+                f"(at most {MAX_FC_PARAMS:,}): use a smaller input or embedding"
+            )
+
+
+def _check_weights_path(path: str, name: str) -> None:
+    """A checkpoint path option: bounded length, and the file exists (checked again at build)."""
+    if len(path) > 4096 or "\x00" in path:
+        raise OptionError(f"{name}.weights={path[:60]!r}...: not a usable file path")
+    if path and not Path(path).expanduser().is_file():  # knowable before any work starts
+        raise OptionError(f"{name}.weights={path[:200]}: no such file; pass the path of a state dict (.pth / .pt)")
 
 
 @dataclass(frozen=True)
@@ -94,7 +123,7 @@ class SphereResNetOptions:
     MIN_SIZE = 16  # four stride-2 stages
 
     def __post_init__(self) -> None:
-        _check_common(self, "resnet_sphere", self.MIN_SIZE)
+        _check_common(self, "resnet_sphere", self.MIN_SIZE, fc_from_map=True)
 
 
 @dataclass(frozen=True)
@@ -104,16 +133,20 @@ class InceptionResNetV1Options:
     :param embedding_size: output dimension D (bottleneck FC + BatchNorm).
     :param input_size: (height, width); FaceNet uses 160x160, at least 75.
     :param dropout: dropout before the bottleneck FC (facenet trains with 0.2).
+    :param weights: path of a state dict to load: facenet-pytorch's
+        ``InceptionResnetV1`` layout or facebench's own (see ``_import.py``).
     """
 
     embedding_size: int = 512
     input_size: tuple[int, int] = (160, 160)
     dropout: float = 0.0
+    weights: str = ""
 
     MIN_SIZE = 75  # the smallest input whose Mixed_7a output is still 1x1
 
     def __post_init__(self) -> None:
         _check_common(self, "inception_resnet_v1", self.MIN_SIZE)
+        _check_weights_path(self.weights, "inception_resnet_v1")
 
 
 @dataclass(frozen=True)
@@ -123,16 +156,20 @@ class LResNetOptions:
     :param dropout: dropout in the output head (ArcFace uses 0.4 on small sets).
     :param embedding_size: output dimension D.
     :param input_size: (height, width); the FC layer is sized for it.
+    :param weights: path of a state dict to load: arcface_torch's ``iresnet50``
+        / ``iresnet100`` layout (``backbone.pth``) or facebench's own (see ``_import.py``).
     """
 
     dropout: float = 0.0
     embedding_size: int = 512
     input_size: tuple[int, int] = (112, 112)
+    weights: str = ""
 
     MIN_SIZE = 16
 
     def __post_init__(self) -> None:
-        _check_common(self, "lresnet", self.MIN_SIZE)
+        _check_common(self, "lresnet", self.MIN_SIZE, fc_from_map=True)
+        _check_weights_path(self.weights, "lresnet")
 
 
 @dataclass(frozen=True)
@@ -159,7 +196,7 @@ class MobileFaceNetOptions:
     def __post_init__(self) -> None:
         if self.weights not in ("none", "casia"):
             raise OptionError(
-                f"mobilefacenet.weights={self.weights!r}: expected 'none' or 'casia'"
+                f"mobilefacenet.weights={short_repr(self.weights)}: expected 'none' or 'casia'"
             )
         _check_common(self, "mobilefacenet", self.MIN_SIZE)
         if self.input_size is None:

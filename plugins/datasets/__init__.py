@@ -24,6 +24,14 @@ from facebench_plugins.datasets._options import (
     SpoofOptions,
 )
 
+from facebench_plugins.datasets._ijb_options import IjbOptions
+from facebench_plugins.datasets._landmark_options import (
+    CocoLandmarksOptions,
+    CofwOptions,
+    LandmarkFolderOptions,
+    WflwOptions,
+)
+
 __all__ = ["register_datasets"]
 
 _P = "facebench_plugins.datasets"
@@ -74,6 +82,16 @@ def register_datasets():
             framework="opencv",
             options=BinOptions,
             tasks=("verification",),
+        ),
+        DatasetSpec(
+            name="ijb",
+            summary="IJB-B/IJB-C in insightface's layout (meta/ + loose_crop/): 1:1 and 1:N template protocols.",
+            factory=f"{_P}.ijb:build",
+            framework="opencv",
+            options=IjbOptions,
+            tasks=(),
+            paper="Maze et al., IARPA Janus Benchmark-C: Face Dataset and Protocol, ICB 2018",
+            license="IJB-B/C: by application to NIST; not distributed with facebench",
         ),
         DatasetSpec(
             name="rec",
@@ -137,4 +155,31 @@ def register_datasets():
             options=SpoofOptions,
             tasks=("liveness",),
         ),
+        ] + _landmark_datasets()
+
+
+def _landmark_datasets() -> list:
+    """Faces with ground-truth landmarks (the ``landmarks`` task); numbers on the few samples in
+    ../shared/data/landmarks are a smoke test, not the benchmark."""
+    def spec(name: str, summary: str, options: type, **kw) -> DatasetSpec:
+        return DatasetSpec(name=name, summary=summary, factory=f"{_P}.{name}:build", framework="opencv",
+                           options=options, tasks=("landmarks",), **kw)
+
+    return [
+        spec("aflw2000", "AFLW2000-3D: imageNNNNN.jpg + .mat (pt3d_68, 68 points); box = the points' tight box.",
+             LandmarkFolderOptions,
+             paper="X. Zhu, Z. Lei, X. Liu, H. Shi, S. Z. Li, 'Face Alignment Across Large Poses: A 3D Solution', "
+                   "CVPR 2016", license="AFLW2000-3D research terms"),
+        spec("pts", "iBUG .pts folders (300-W, 300-VW annot/ + imgs/, LFPW, HELEN, AFW); box = the points' box.",
+             LandmarkFolderOptions,
+             paper="C. Sagonas et al., '300 Faces In-the-Wild Challenge', IMAVIS 2016",
+             license="300-W / 300-VW: research use only"),
+        spec("wflw", "WFLW 98-point annotation text (list_98pt_rect_attr_*.txt + WFLW_images/); the line's box.",
+             WflwOptions, paper="W. Wu et al., 'Look at Boundary: A Boundary-Aware Face Alignment Algorithm', "
+                                "CVPR 2018", license="WFLW research terms"),
+        spec("cofw", "COFW .mat (IsT / phisT / bboxesT, 29 points with occlusion flags, MATLAB v5).",
+             CofwOptions, paper="X. P. Burgos-Artizzu, P. Perona, P. Dollar, 'Robust face landmark estimation "
+                                "under occlusion', ICCV 2013", license="COFW research terms"),
+        spec("coco_landmarks", "COCO-style keypoint JSON (mmpose's face sets: 68 / 98 / 29 / 19 / 106 points).",
+             CocoLandmarksOptions, license="as the images' datasets"),
     ]

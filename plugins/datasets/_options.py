@@ -7,7 +7,9 @@ without importing OpenCV, scipy or the readers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
+
+from harness.specs import check_range
 
 __all__ = [
     "AttOptions",
@@ -22,6 +24,15 @@ __all__ = [
     "WiderOptions",
 ]
 
+#: Upper bound of counts (identities, images, pairs): beyond any real set, below what exhausts memory.
+MAX_COUNT = 1_000_000
+
+
+def _bounds(opts: object, name: str, limits: Mapping[str, tuple[int, int]]) -> None:
+    """Check the integer options of ``opts`` against ``{field: (low, high)}``."""
+    for key, (low, high) in limits.items():
+        check_range(f"{name}.{key}", getattr(opts, key), low, high, integer=True)
+
 
 @dataclass(frozen=True)
 class SyntheticOptions:
@@ -34,6 +45,12 @@ class SyntheticOptions:
     size: int = 112
     pairs_per_fold: int = 60
     folds: int = 10
+
+    def __post_init__(self) -> None:
+        _bounds(self, "synthetic", {
+            "seed": (0, 2**32 - 1), "train_identities": (1, 100_000), "test_identities": (1, 100_000),
+            "images_per_identity": (1, 10_000), "size": (8, 1024), "pairs_per_fold": (1, 100_000),
+            "folds": (1, 100)})
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,9 @@ class ImageFolderOptions:
     min_images: int = 1
     aligned: str = ""
     skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        _bounds(self, "imagefolder", {"min_images": (1, MAX_COUNT)})
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,9 @@ class BinOptions:
     folds: int = 10
     aligned: str = "arcface_112"
     protocol: str = ""
+
+    def __post_init__(self) -> None:
+        _bounds(self, "bin", {"folds": (1, 100)})
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,9 @@ class AttOptions:
     pairs_per_fold: int = 30
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _bounds(self, "att", {"folds": (1, 100), "pairs_per_fold": (1, 100_000), "seed": (0, 2**32 - 1)})
+
 
 @dataclass(frozen=True)
 class WiderOptions:
@@ -140,6 +166,9 @@ class WiderOptions:
     difficulty: Literal["easy", "medium", "hard"] = "hard"
     images: str = ""
     stretched: int = 0
+
+    def __post_init__(self) -> None:
+        _bounds(self, "wider", {"stretched": (0, 16_384)})
 
 
 @dataclass(frozen=True)
@@ -167,6 +196,9 @@ class VideoOptions:
     identity: str = ""
     max_frames: int = 0
 
+    def __post_init__(self) -> None:
+        _bounds(self, "video", {"every": (1, MAX_COUNT), "max_frames": (0, MAX_COUNT)})
+
 
 @dataclass(frozen=True)
 class SpoofOptions:
@@ -187,7 +219,4 @@ class SpoofOptions:
     aligned: str = ""
 
     def __post_init__(self) -> None:
-        if self.video_every < 1:
-            raise ValueError(f"video_every must be >= 1, got {self.video_every}")
-        if self.video_frames < 0:
-            raise ValueError(f"video_frames must be >= 0, got {self.video_frames}")
+        _bounds(self, "spoof", {"video_every": (1, MAX_COUNT), "video_frames": (0, MAX_COUNT)})

@@ -9,6 +9,9 @@ Accepted layouts (``path``):
 * a pairs file, with the images beside it as above;
 * nothing: ``FACEBENCH_DATA/lfw_home``.
 
+The layouts are resolved by :func:`harness.formats.lfw_layout.find_lfw`,
+the one finder ``harness data inspect`` uses too.
+
 A pair's ``name i`` resolves to ``name/name_%04d.jpg`` (or ``name/i.<ext>``),
 never to the i-th file of a folder listing.
 """
@@ -22,42 +25,13 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.formats.folders import resolve_image
+from harness.formats.lfw_layout import locate_lfw
 from harness.formats.pairs import parse_pairs
 from harness.types import Dataset, ImageSet, PairSet
 
 from facebench_plugins.datasets._common import FileLoader, require_path
 
 __all__ = ["Lfw", "build", "locate_lfw"]
-
-_IMAGE_DIRS = ("lfw_funneled", "lfw-deepfunneled", "lfw", "lfw-funneled", "images")
-
-
-def locate_lfw(path: Path, pairs: str = "", images: str = "") -> tuple[Path, Path]:
-    """(pairs file, images folder) for any accepted layout."""
-    path = Path(path)
-    if path.is_dir() and not (path / "pairs.txt").exists() and (path / "lfw_home").is_dir():
-        path = path / "lfw_home"
-    if pairs:
-        pairs_file = Path(pairs)
-    elif path.is_file():
-        pairs_file = path
-    else:
-        pairs_file = path / "pairs.txt"
-    if not pairs_file.is_file():
-        raise DataError(
-            f"{pairs_file}: LFW pairs file not found; expected pairs.txt in {path} "
-            "(or pass -o lfw.pairs=/path/to/pairs.txt)"
-        )
-    base = pairs_file.parent if (path.is_file() or pairs) else path
-    if images:
-        image_dir = Path(images)
-    else:
-        # a pairs file of one's own (-o lfw.pairs=...) still reads the images of the dataset folder given
-        bases = [path, base] if (pairs and path.is_dir()) else [base]
-        image_dir = next((b / d for b in bases for d in _IMAGE_DIRS if (b / d).is_dir()), base)
-    if not image_dir.is_dir():
-        raise DataError(f"{image_dir}: LFW images folder not found (pass -o lfw.images=...)")
-    return pairs_file, image_dir
 
 
 class Lfw(Dataset):

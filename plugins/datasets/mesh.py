@@ -13,23 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.formats.lfw_layout import images_in, lfw_home
+
 from facebench_plugins.datasets._common import require_path
 from facebench_plugins.datasets.imagefolder import ImageFolder
 
 __all__ = ["MeshFaces", "build", "face_root"]
 
-_LFW_DIRS = ("lfw_funneled", "lfw-deepfunneled", "lfw", "lfw-funneled")
-
 
 def face_root(path: Path) -> Path:
-    """The identity-folder root of ``path``: itself, or an LFW home's image folder."""
-    path = Path(path)
-    if path.is_dir() and not (path / "pairs.txt").exists() and (path / "lfw_home").is_dir():
-        path = path / "lfw_home"
+    """The identity-folder root of ``path``: itself, or an LFW home's image
+    folder (found by :mod:`harness.formats.lfw_layout`, as the lfw dataset does)."""
+    path = lfw_home(path)
     if (path / "pairs.txt").exists():
-        for d in _LFW_DIRS:
-            if (path / d).is_dir():
-                return path / d
+        return images_in(path) or path
     return path
 
 

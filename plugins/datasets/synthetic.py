@@ -541,42 +541,40 @@ _TB = np.linspace(0.0, 1.0, 9)
 _TM = np.linspace(-1.0, 1.0, 13)
 
 
-def render_face(idt: Identity, var: Variation, size: int = 112,
-                noise_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Render one image of identity ``idt`` under ``var``.
+@dataclass(frozen=True)
+class _FacePoints:
+    """Where an identity's features sit in canonical (112-pixel template) coordinates."""
 
-    :param noise_rng: draws the sensor noise (default: a fixed generator).
-    :returns: (RGB uint8 image of shape (size, size, 3), (5, 2) float32
-        landmarks in pixels: left eye, right eye, nose tip, left and right
-        mouth corner — image left/right, as :class:`harness.types.Detections`).
-    """
-    cv = _Canvas(size, var)
-    low = max(8, size // 8)  # smooth fields are computed on a coarse grid and resized
-    gx, gy = _grid(low, size)
+    fcy: float
+    eye_y: float
+    eyes: list
+    mouth_y: float
+    nose_tip: tuple
 
-    # Background: a linear gradient between two colours.
+
+def _face_points(idt: Identity) -> _FacePoints:
+    eye_y = float(_TEMPLATE[0, 1] + _TEMPLATE[1, 1]) / 2 + idt.eye_dy
+    eyes = [(float(_TEMPLATE[0, 0]) - idt.eye_dx, eye_y), (float(_TEMPLATE[1, 0]) + idt.eye_dx, eye_y)]
+    mouth_y = float(_TEMPLATE[3, 1] + _TEMPLATE[4, 1]) / 2 + idt.mouth_dy
+    nose_tip = (_CX, float(_TEMPLATE[2, 1]) + idt.nose_tip_dy)
+    return _FacePoints(idt.chin_y - idt.face_b, eye_y, eyes, mouth_y, nose_tip)
+
+
+def _paint_background(cv: "_Canvas", var: Variation, size: int, gx: np.ndarray, gy: np.ndarray) -> None:
+    """A linear gradient between two colours."""
     ca, sa = math.cos(var.background_angle), math.sin(var.background_angle)
     ramp = np.clip(((gx - size / 2) * ca + (gy - size / 2) * sa) / size + 0.5, 0, 1)[..., None]
     bg1, bg2 = np.asarray(var.background[0]), np.asarray(var.background[1])
     bg = (bg1 + (bg2 - bg1) * ramp).astype(np.float32)
     cv.img[:] = cv2.resize(bg, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
 
+
+def _draw_eyes(cv: "_Canvas", idt: Identity, var: Variation, fp: _FacePoints) -> None:
+    """Eyes (white, iris, pupil, highlight, lids) and brows."""
     skin = idt.skin
-    hair = idt.hair
-    fcy = idt.chin_y - idt.face_b
-    eye_y = float(_TEMPLATE[0, 1] + _TEMPLATE[1, 1]) / 2 + idt.eye_dy
-    eyes = [(float(_TEMPLATE[0, 0]) - idt.eye_dx, eye_y), (float(_TEMPLATE[1, 0]) + idt.eye_dx, eye_y)]
-    mouth_y = float(_TEMPLATE[3, 1] + _TEMPLATE[4, 1]) / 2 + idt.mouth_dy
-    nose_tip = (_CX, float(_TEMPLATE[2, 1]) + idt.nose_tip_dy)
-
-    # The head up to the eyes: the same canonical polygons for every image of the identity.
-    for pts, colour, z in _head_layers(idt):
-        cv.poly(pts, var.clothing if colour is None else colour, z=z)
-
-    # Eyes and brows.
     lid_col = _scale(skin, 0.86)
-    brow_col = _scale(hair, 0.75)
-    for side, (ex, ey) in zip((-1, 1), eyes):
+    brow_col = _scale(idt.hair, 0.75)
+    for side, (ex, ey) in zip((-1, 1), fp.eyes):
         w, h = idt.eye_w, idt.eye_w * idt.eye_h * var.eye_open
         tilt = -side * idt.eye_tilt  # raises the outer corner for positive tilt
         up = _rotate(np.stack([ex - w * _COS12, ey - h * _SIN12], axis=1), tilt, (ex, ey))
@@ -603,10 +601,13 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
         band = np.concatenate([np.stack([xb, yb - half], 1), np.stack([xb, yb + half], 1)[::-1]])
         cv.poly(band, brow_col, z=_EYE_Z + 2)
 
-    # Nose: bridge shadow on the side away from the light, wings, nostrils, tip highlight.
-    nx, ny = nose_tip
+
+def _draw_nose(cv: "_Canvas", idt: Identity, var: Variation, fp: _FacePoints) -> None:
+    """Bridge shadow on the side away from the light, wings, nostrils, tip highlight."""
+    skin = idt.skin
+    nx, ny = fp.nose_tip
     shadow = -1 if var.light_dir[0] > 0 else 1
-    bridge = np.array([[_CX + shadow * idt.nose_bridge, eye_y + 2],
+    bridge = np.array([[_CX + shadow * idt.nose_bridge, fp.eye_y + 2],
                        [_CX + shadow * idt.nose_bridge * 1.1, ny - 8],
                        [nx + shadow * idt.nose_w * 0.7, ny - 1]])
     cv.line(bridge, _scale(skin, 0.8), 1.4, z=np.array([_EYE_Z + 4, 22.0, 24.0]))
@@ -616,13 +617,16 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
         cv.poly(_ellipse(nx + side * idt.nose_w * 0.45, ny + 1.8, 1.8, 1.0, n=10), _scale(skin, 0.45), z=23.0)
     cv.poly(_ellipse(nx, ny - 2.5, idt.nose_w * 0.35, 2.2, n=10), _mix(skin, (255, 255, 255), 0.12), z=26.0)
 
-    # Mouth: corners rise with a smile; an open mouth shows teeth.
+
+def _draw_mouth(cv: "_Canvas", idt: Identity, var: Variation, fp: _FacePoints) -> tuple[np.ndarray, np.ndarray]:
+    """Lips (corners rise with a smile; an open mouth shows teeth) and a moustache; returns the
+    x and mid-line y of the mouth's sample points (its corners are landmarks)."""
     mw = idt.mouth_w * (1 + 0.08 * var.smile)
     lift = 4.0 * var.smile
     opening = 9.0 * var.mouth_open
     bulge = 1 - _TM ** 2
     mx = _CX + mw * _TM
-    mid = mouth_y + lift * (0.3 - _TM ** 2)
+    mid = fp.mouth_y + lift * (0.3 - _TM ** 2)
     up_in = mid - opening * 0.35 * bulge
     low_in = mid + opening * 0.65 * bulge
     up_out = up_in - idt.lip_up * np.sqrt(bulge) - 0.8 * bulge * np.cos(_TM * 6) ** 2
@@ -630,7 +634,7 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
     if idt.moustache:
         cv.poly(np.concatenate([np.stack([_CX + (mw + 2) * _TM, up_out - 1], 1),
                                 np.stack([mx[::-1], up_out[::-1] - 6 + 2 * np.abs(_TM)], 1)]),
-                _scale(hair, 0.9), z=20)
+                _scale(idt.hair, 0.9), z=20)
     if opening > 0.5:
         cv.poly(np.concatenate([np.stack([mx, up_in], 1), np.stack([mx[::-1], low_in[::-1]], 1)]),
                 (45, 18, 22), z=18)
@@ -644,36 +648,39 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
             idt.lip, z=18)
     cv.line(np.stack([mx, (up_in + low_in) / 2 if opening <= 0.5 else up_in], 1), _scale(idt.lip, 0.55), 0.8,
             z=18)
+    return mx, mid
 
-    if idt.mole is not None:
-        cv.disc(idt.mole, 1.3, _scale(skin, 0.45), z=10)
 
-    # Glasses.
-    if idt.glasses:
-        gc = idt.glasses_colour
-        rw = idt.eye_w + 5
-        for ex, ey in eyes:
-            if idt.glasses == 1:
-                cv.line(_ellipse(ex, ey + 1, rw, idt.eye_w * 0.85 + 2, n=24), gc, 1.5, z=_EYE_Z + 6, closed=True)
-            else:
-                rh = idt.eye_w * 0.65 + 2
-                cv.line(np.array([[ex - rw, ey - rh], [ex + rw, ey - rh], [ex + rw, ey + rh], [ex - rw, ey + rh]]),
-                        gc, 1.8, z=_EYE_Z + 6, closed=True)
-        cv.line(np.array([[eyes[0][0] + rw, eye_y - 1], [_CX, eye_y - 3], [eyes[1][0] - rw, eye_y - 1]]), gc, 1.5,
-                z=_EYE_Z + 8)
-        for side, (ex, ey) in zip((-1, 1), eyes):
-            cv.line(np.array([[ex + side * rw, ey - 1], [_CX + side * (idt.face_a + 1), ey - 3]]), gc, 1.5,
-                    z=np.array([_EYE_Z + 6, 0.0]))
+def _draw_glasses(cv: "_Canvas", idt: Identity, fp: _FacePoints) -> None:
+    """Round or rectangular rims, a bridge and the temples."""
+    gc = idt.glasses_colour
+    rw = idt.eye_w + 5
+    eyes, eye_y = fp.eyes, fp.eye_y
+    for ex, ey in eyes:
+        if idt.glasses == 1:
+            cv.line(_ellipse(ex, ey + 1, rw, idt.eye_w * 0.85 + 2, n=24), gc, 1.5, z=_EYE_Z + 6, closed=True)
+        else:
+            rh = idt.eye_w * 0.65 + 2
+            cv.line(np.array([[ex - rw, ey - rh], [ex + rw, ey - rh], [ex + rw, ey + rh], [ex - rw, ey + rh]]),
+                    gc, 1.8, z=_EYE_Z + 6, closed=True)
+    cv.line(np.array([[eyes[0][0] + rw, eye_y - 1], [_CX, eye_y - 3], [eyes[1][0] - rw, eye_y - 1]]), gc, 1.5,
+            z=_EYE_Z + 8)
+    for side, (ex, ey) in zip((-1, 1), eyes):
+        cv.line(np.array([[ex + side * rw, ey - 1], [_CX + side * (idt.face_a + 1), ey - 3]]), gc, 1.5,
+                z=np.array([_EYE_Z + 6, 0.0]))
 
-    # Partial occlusion.
+
+def _draw_occlusion(cv: "_Canvas", idt: Identity, var: Variation, fp: _FacePoints) -> None:
+    """Partial occlusion: a bar, a mask over the lower face, sunglasses or a hand-like blob."""
     p = var.occlusion_params
     oc = var.occlusion_colour
+    eyes, eye_y = fp.eyes, fp.eye_y
     if var.occlusion == 1:  # a bar across the face
         y0, half = 30 + 70 * p[0], 4 + 6 * p[2]
         bar = np.array([[-20, y0 - half], [132, y0 - half], [132, y0 + half], [-20, y0 + half]])
         cv.poly(_rotate(bar, (p[1] - 0.5) * 60, (_CX, y0)), oc, z=40)
     elif var.occlusion == 2:  # a mask or scarf over the lower face
-        y0 = mouth_y - 14 + 8 * p[0]
+        y0 = fp.mouth_y - 14 + 8 * p[0]
         cv.poly(np.array([[_CX - idt.face_a - 3, y0 + 4], [_CX, y0 - 4 * p[1]], [_CX + idt.face_a + 3, y0 + 4],
                           [_CX + idt.face_a * idt.jaw + 6, 125], [_CX - idt.face_a * idt.jaw - 6, 125]]), oc, z=30)
     elif var.occlusion == 3:  # sunglasses
@@ -684,17 +691,14 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
     elif var.occlusion == 4:  # a hand-like blob from one side
         side = -1 if p[0] < 0.5 else 1
         cv.poly(_ellipse(_CX + side * (30 + 20 * p[2]), 55 + 45 * p[1], 16 + 8 * p[3], 24, angle=side * 30 * p[4],
-                         n=20), _mix(skin, oc, 0.3 * p[5]), z=40)
+                         n=20), _mix(idt.skin, oc, 0.3 * p[5]), z=40)
 
-    cv.flush()
 
-    # Where the five template points went.
-    lm = cv.project(np.array([eyes[0], eyes[1], nose_tip, (mx[0], mid[0]), (mx[-1], mid[-1])]),
-                    np.array([_EYE_Z, _EYE_Z, 26.0, 16.0, 16.0])).astype(np.float32)
-
-    # Lighting: Lambertian shading of a head ellipsoid, a plain gradient
-    # elsewhere, and a colour tint — one smooth gain field per channel.
-    centre = cv.project(np.array([[_CX, fcy]]), 0.0)[0]
+def _lighting_gain(cv: "_Canvas", idt: Identity, var: Variation, fp: _FacePoints, size: int,
+                   gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Lambertian shading of a head ellipsoid, a plain gradient elsewhere, and a colour
+    tint — one smooth gain field per channel, (size, size, 3) float32."""
+    centre = cv.project(np.array([[_CX, fp.fcy]]), 0.0)[0]
     a_px = (idt.face_a + 4) * cv.px_scale
     b_px = (idt.face_b + 6) * cv.px_scale
     rr = math.radians(var.roll)
@@ -709,12 +713,14 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
     flat = var.ambient * (1 + 0.5 * var.light_strength * ((gx / size - 0.5) * lx + (gy / size - 0.5) * ly))
     wgt = np.clip((r2 - 0.8) * 3.0, 0.0, 1.0)
     gain = ((head * (1 - wgt) + flat * wgt)[..., None] * np.asarray(var.tint)).astype(np.float32)
-    gain = cv2.resize(gain, (size, size), interpolation=cv2.INTER_LINEAR)
-    out = cv.img * gain
+    return cv2.resize(gain, (size, size), interpolation=cv2.INTER_LINEAR)
 
-    # Blur, low resolution and sensor noise.
+
+def _degrade(out: np.ndarray, var: Variation, size: int, k: float,
+             noise_rng: np.random.Generator | None) -> np.ndarray:
+    """Blur, low resolution and sensor noise."""
     if var.blur > 0:
-        out = cv2.GaussianBlur(out, (0, 0), var.blur * cv.k)
+        out = cv2.GaussianBlur(out, (0, 0), var.blur * k)
     if var.low_res < 1.0:
         small = max(8, int(round(size * var.low_res)))
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (size, size),
@@ -724,6 +730,42 @@ def render_face(idt: Identity, var: Variation, size: int = 112,
         # Uniform noise with standard deviation var.noise (bytes are the fastest draw).
         raw = np.frombuffer(rng.bytes(out.size), dtype=np.uint8).reshape(out.shape)
         out = cv2.scaleAdd(raw.astype(np.float32), var.noise / 73.9, out) - np.float32(127.5 * var.noise / 73.9)
+    return out
+
+
+def render_face(idt: Identity, var: Variation, size: int = 112,
+                noise_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one image of identity ``idt`` under ``var``.
+
+    Background, head, eyes, nose, mouth, mole, glasses and occlusion are
+    painted back to front on a posed canvas; then lighting and degradations.
+
+    :param noise_rng: draws the sensor noise (default: a fixed generator).
+    :returns: (RGB uint8 image of shape (size, size, 3), (5, 2) float32
+        landmarks in pixels: left eye, right eye, nose tip, left and right
+        mouth corner — image left/right, as :class:`harness.types.Detections`).
+    """
+    cv = _Canvas(size, var)
+    low = max(8, size // 8)  # smooth fields are computed on a coarse grid and resized
+    gx, gy = _grid(low, size)
+    _paint_background(cv, var, size, gx, gy)
+    fp = _face_points(idt)
+    # The head up to the eyes: the same canonical polygons for every image of the identity.
+    for pts, colour, z in _head_layers(idt):
+        cv.poly(pts, var.clothing if colour is None else colour, z=z)
+    _draw_eyes(cv, idt, var, fp)
+    _draw_nose(cv, idt, var, fp)
+    mx, mid = _draw_mouth(cv, idt, var, fp)
+    if idt.mole is not None:
+        cv.disc(idt.mole, 1.3, _scale(idt.skin, 0.45), z=10)
+    if idt.glasses:
+        _draw_glasses(cv, idt, fp)
+    _draw_occlusion(cv, idt, var, fp)
+    cv.flush()
+    # Where the five template points went.
+    lm = cv.project(np.array([fp.eyes[0], fp.eyes[1], fp.nose_tip, (mx[0], mid[0]), (mx[-1], mid[-1])]),
+                    np.array([_EYE_Z, _EYE_Z, 26.0, 16.0, 16.0])).astype(np.float32)
+    out = _degrade(cv.img * _lighting_gain(cv, idt, var, fp, size, gx, gy), var, size, cv.k, noise_rng)
     return np.clip(out, 0, 255).astype(np.uint8), lm
 
 

@@ -7,6 +7,7 @@ numbers, strings, lists, tuples and dicts only.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,15 +44,30 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 def read_checkpoint(path: str | Path) -> Any:
     """Load a file with ``weights_only=True`` onto the CPU, with clear errors."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"checkpoint {path} is a folder; give the weights file inside it (e.g. last.pt)")
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's own text for a file it refuses suggests weights_only=False,
+        # which would run whatever code the file holds: never relay it.
         raise DataError(
-            f"cannot read checkpoint {path} as a PyTorch file with weights_only=True: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"checkpoint {path} is not a PyTorch weights file facebench can read: expected what "
+            "torch.save writes from a state_dict or a facebench checkpoint (tensors, numbers, strings, "
+            f"lists and dicts only; {_why(exc)})"
         ) from exc
+
+
+def _why(exc: Exception) -> str:
+    """What went wrong reading a checkpoint, in a few words of our own."""
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return "this file is not one, or it holds other Python objects, which are never loaded because " \
+               "loading them can run code"
+    if isinstance(exc, EOFError):
+        return "this file is empty or cut short"
+    return "this file is not one"
 
 
 def extract_state_dict(obj: Any, *, source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], str]:

@@ -18,11 +18,15 @@ Trainable ones also have ``fit(images, labels, species=None, progress=True)``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from harness.hookspecs import hookimpl
 from harness.specs import LivenessSpec, WeightsSpec
+
+from facebench_plugins.liveness.options import (
+    AuxDepthOptions,
+    BinaryCnnOptions,
+    LbpSvmOptions,
+    MinifasnetOptions,
+)
 
 __all__ = [
     "AuxDepthOptions",
@@ -39,148 +43,18 @@ _MINIFAS_SOURCE = "minivision-ai/Silent-Face-Anti-Spoofing (resources/anti_spoof
 #: the two MiniFASNet models, by option name
 MINIFASNET_WEIGHTS = {
     "v2": WeightsSpec(
-        filename="2.7_80x80_MiniFASNetV2.pth", sha256="a5eb02e1843f19b5", env="FACEBENCH_MINIFASNET_DIR",
+        filename="2.7_80x80_MiniFASNetV2.pth",
+        sha256="a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0",
+        env="FACEBENCH_MINIFASNET_DIR",
         data_path="weights/minifasnet/2.7_80x80_MiniFASNetV2.pth", license="Apache-2.0", source=_MINIFAS_SOURCE,
     ),
     "v1se": WeightsSpec(
-        filename="4_0_0_80x80_MiniFASNetV1SE.pth", sha256="84ee1d37d96894d5", env="FACEBENCH_MINIFASNET_DIR",
+        filename="4_0_0_80x80_MiniFASNetV1SE.pth",
+        sha256="84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990",
+        env="FACEBENCH_MINIFASNET_DIR",
         data_path="weights/minifasnet/4_0_0_80x80_MiniFASNetV1SE.pth", license="Apache-2.0", source=_MINIFAS_SOURCE,
     ),
 }
-
-
-def _positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-
-
-@dataclass(frozen=True)
-class LbpSvmOptions:
-    """Options of ``lbp_svm``.
-
-    :param size: crops are resized to size x size before LBP.
-    :param colour_spaces: comma list of ``ycbcr``, ``hsv``, ``rgb``, ``gray``.
-    :param scales: ``P,R`` pairs separated by ``;`` (P = 8: 59-bin
-        non-rotation-invariant uniform codes; other P: P+2 rotation-invariant uniform).
-    :param c: SVM regularisation C.
-    :param kernel: ``rbf`` or ``linear``.
-    :param gamma: RBF gamma: ``scale``, ``auto`` or a number.
-    """
-
-    size: int = 112
-    colour_spaces: str = "ycbcr,hsv"
-    scales: str = "8,1;8,2;16,2"
-    c: float = 10.0
-    kernel: Literal["rbf", "linear"] = "rbf"
-    gamma: str = "scale"
-
-    def __post_init__(self) -> None:
-        _positive("size", self.size)
-        _positive("c", self.c)
-        spaces = [s.strip() for s in self.colour_spaces.split(",") if s.strip()]
-        bad = [s for s in spaces if s not in ("ycbcr", "hsv", "rgb", "gray")]
-        if bad or not spaces:
-            raise ValueError(f"colour_spaces: {bad or 'empty'}; use a comma list of ycbcr, hsv, rgb, gray")
-        for pair in self.scales.split(";"):
-            try:
-                p, r = (float(v) for v in pair.split(","))
-            except ValueError:
-                raise ValueError(f"scales: {pair!r} is not 'P,R' (e.g. '8,1;16,2')") from None
-            if p < 4 or r <= 0:
-                raise ValueError(f"scales: {pair!r} needs P >= 4 and R > 0")
-        if self.gamma not in ("scale", "auto"):
-            try:
-                _positive("gamma", float(self.gamma))
-            except ValueError:
-                raise ValueError(f"gamma must be 'scale', 'auto' or a positive number, got {self.gamma!r}") from None
-
-
-@dataclass(frozen=True)
-class _TorchTrainOptions:
-    size: int = 64
-    width: int = 16
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    augment: bool = True
-    seed: int = 0
-    threads: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.size < 32 or self.size % 8:
-            raise ValueError(f"size must be a multiple of 8 and >= 32, got {self.size}")
-        for name in ("width", "epochs", "batch_size", "lr"):
-            _positive(name, getattr(self, name))
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
-
-
-@dataclass(frozen=True)
-class BinaryCnnOptions(_TorchTrainOptions):
-    """Options of ``binary_cnn`` (a small VGG-style CNN, binary cross-entropy).
-
-    :param size: input crop size (square).
-    :param width: channels of the first block (doubling per block).
-    :param epochs, batch_size, lr, weight_decay: Adam training.
-    :param augment: random flips and small shifts while training.
-    :param seed: initialisation and batch order.
-    :param threads: torch threads (0 = leave as is).
-    :param device: ``cpu`` or ``cuda``.
-    """
-
-
-@dataclass(frozen=True)
-class AuxDepthOptions(_TorchTrainOptions):
-    """Options of ``aux_depth`` (depth-map supervision, Liu et al. 2018).
-
-    :param binary_head: also train a binary live/attack head on the deepest features.
-    :param fusion: weight of the depth score in the final score
-        (1 = depth map only; the rest goes to the binary head's probability).
-    :param binary_weight: weight of the binary loss beside the depth loss.
-    Other fields as ``binary_cnn``; the depth map is size / 4 on a side.
-    """
-
-    binary_head: bool = True
-    fusion: float = 0.5
-    binary_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.fusion <= 1.0:
-            raise ValueError(f"fusion must be in [0, 1], got {self.fusion}")
-        if not self.binary_head and self.fusion != 1.0:
-            object.__setattr__(self, "fusion", 1.0)
-
-
-@dataclass(frozen=True)
-class MinifasnetOptions:
-    """Options of ``minifasnet``.
-
-    :param models: comma list of ``v2`` (MiniFASNetV2, box scale 2.7) and
-        ``v1se`` (MiniFASNetV1SE, box scale 4.0); their softmax is averaged.
-    :param detector: registry detector used by ``score`` on full images.
-    :param face_policy: which face ``score`` uses when several are found.
-    :param detect_max_side: images are shrunk to this longest side for detection only (0 = never).
-    :param weights_dir: folder holding both ``.pth`` files (overrides the search).
-    :param threads: torch threads (0 = leave as is).
-    """
-
-    models: str = "v2,v1se"
-    detector: str = "retinaface"
-    face_policy: Literal["largest", "center"] = "largest"
-    detect_max_side: int = 640
-    weights_dir: str = ""
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        names = [m.strip() for m in self.models.split(",") if m.strip()]
-        bad = [m for m in names if m not in MINIFASNET_WEIGHTS]
-        if bad or not names:
-            raise ValueError(f"models: {bad or 'empty'}; use a comma list of {', '.join(MINIFASNET_WEIGHTS)}")
-        if self.detect_max_side < 0:
-            raise ValueError(f"detect_max_side must be >= 0, got {self.detect_max_side}")
 
 
 _DEPTH_LABELS = (

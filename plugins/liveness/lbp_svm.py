@@ -7,12 +7,22 @@ uniform codes; other P: the P + 2 rotation-invariant uniform codes); the
 normalised histograms are concatenated, square-rooted (Hellinger), scaled
 per feature and classified by an RBF SVM with balanced class weights.  The
 score is the SVM decision value (positive = bona fide).
+
+A checkpoint is an ``.npz`` of plain float64 arrays (scaler mean and scale,
+support vectors, dual coefficients, intercept) plus a JSON header, read back
+with ``allow_pickle=False``: loading one never runs code, unlike a pickle of
+the scikit-learn pipeline.  Scores come from :class:`SvmArrays` both right
+after ``fit`` and after ``load``, so the two agree exactly.
 """
 
 from __future__ import annotations
 
-import pickle
+import dataclasses
+import io
+import json
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,9 +32,10 @@ from harness.errors import DataError, HarnessError
 
 from facebench_plugins.liveness import LbpSvmOptions
 
-__all__ = ["LbpSvm", "build", "lbp_features"]
+__all__ = ["LbpSvm", "SvmArrays", "build", "lbp_features"]
 
-_FORMAT = "facebench-lbp_svm-1"
+_FORMAT = "facebench-lbp_svm-2"
+_ARRAYS = ("mean", "scale", "support_vectors", "dual_coef")
 
 
 def _scales(text: str) -> list[tuple[int, float]]:
@@ -81,6 +92,76 @@ def lbp_features(image: np.ndarray, options: LbpSvmOptions | None = None) -> np.
     return np.concatenate(feats).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class SvmArrays:
+    """A fitted ``StandardScaler`` + binary ``SVC`` as arrays; ``decision`` is the SVC's
+    ``decision_function`` (sum of dual coefficients x kernel, plus the intercept)."""
+
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    support_vectors: np.ndarray  # (S, F), in scaled units
+    dual_coef: np.ndarray  # (S,)
+    intercept: float
+    kernel: str  # "rbf" or "linear"
+    gamma: float  # resolved RBF gamma ("scale" / "auto" already applied)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> "SvmArrays":
+        scaler, svm = pipeline[0], pipeline[-1]
+        return cls(np.asarray(scaler.mean_, np.float64), np.asarray(scaler.scale_, np.float64),
+                   np.asarray(svm.support_vectors_, np.float64), np.asarray(svm.dual_coef_, np.float64)[0],
+                   float(svm.intercept_[0]), str(svm.kernel), float(svm._gamma))
+
+    def decision(self, features: np.ndarray) -> np.ndarray:
+        x = np.array(features, dtype=np.result_type(features, np.float32))  # float32 stays float32,
+        x -= self.mean.astype(x.dtype)  # as StandardScaler.transform does, so the scores
+        x /= self.scale.astype(x.dtype)  # match scikit-learn's to rounding
+        x = x.astype(np.float64)
+        dot = x @ self.support_vectors.T
+        if self.kernel == "rbf":
+            sq = (x * x).sum(1)[:, None] + (self.support_vectors ** 2).sum(1)[None, :] - 2.0 * dot
+            dot = np.exp(-self.gamma * np.maximum(sq, 0.0))
+        return dot @ self.dual_coef + self.intercept
+
+
+def _checked_arrays(arrays: dict[str, np.ndarray], meta: dict, where: str) -> SvmArrays:
+    """Rebuild :class:`SvmArrays` from a checkpoint, refusing anything inconsistent."""
+    if any(a.dtype != np.float64 for a in arrays.values()) or not all(
+            np.isfinite(a).all() for a in arrays.values()):
+        raise DataError(f"{where}: checkpoint arrays must be finite float64; the file is corrupt")
+    mean, scale, sv, coef = (arrays[k] for k in _ARRAYS)
+    f = mean.shape[0] if mean.ndim == 1 else -1
+    if scale.shape != (f,) or sv.ndim != 2 or sv.shape[1] != f or coef.shape != (sv.shape[0],):
+        raise DataError(f"{where}: checkpoint arrays have inconsistent shapes {[arrays[k].shape for k in _ARRAYS]}")
+    kernel, gamma, intercept = meta.get("kernel"), meta.get("gamma"), meta.get("intercept")
+    if kernel not in ("rbf", "linear") or not all(
+            isinstance(v, (int, float)) and np.isfinite(v) for v in (gamma, intercept)):
+        raise DataError(f"{where}: checkpoint has kernel {str(kernel)[:20]!r}, gamma {str(gamma)[:20]!r}, "
+                        f"intercept {str(intercept)[:20]!r}; expected rbf/linear and finite numbers")
+    return SvmArrays(mean, scale, sv, coef, float(intercept), kernel, float(gamma))
+
+
+def _read_checkpoint(p: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(JSON header, arrays) of an lbp_svm ``.npz``; nothing in it can run code."""
+    expected = f"expected an lbp_svm checkpoint ({_FORMAT}: an .npz written by LbpSvm.save)"
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if set(z.files) != {"meta", *_ARRAYS}:
+                raise DataError(f"{p}: holds arrays {sorted(z.files)[:10]}; {expected}")
+            arrays = {k: z[k] for k in _ARRAYS}
+            meta = json.loads(str(z["meta"][()]))
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        # a pickle (an old checkpoint, or a crafted one) lands here: np.load refuses it unread
+        raise DataError(f"{p}: not an lbp_svm checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+                        f"{expected} — refusing to read it; re-train to create one") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise DataError(f"{p}: checkpoint format {str(fmt)[:40]!r}; {expected}")
+    return meta, arrays
+
+
 class LbpSvm:
     """Colour-texture LBP + SVM; ``fit`` then ``score``."""
 
@@ -115,12 +196,13 @@ class LbpSvm:
         o = self.options
         gamma: Any = o.gamma if o.gamma in ("scale", "auto") else float(o.gamma)
         svm = SVC(C=o.c, kernel=o.kernel, gamma=gamma, class_weight="balanced")
-        self.model = make_pipeline(StandardScaler(), svm).fit(x, y.astype(np.int64))
+        pipeline = make_pipeline(StandardScaler(), svm).fit(x, y.astype(np.int64))
+        self.model = SvmArrays.from_pipeline(pipeline)
         t2 = time.perf_counter()
         self.history = {"images": int(y.size), "features": int(x.shape[1]),
                         "support_vectors": int(svm.n_support_.sum()), "feature_s": round(t1 - t0, 2),
                         "svm_s": round(t2 - t1, 2), "wall_s": round(t2 - t0, 2),
-                        "train_accuracy": float((self.model.predict(x) == y).mean())}
+                        "train_accuracy": float((pipeline.predict(x) == y).mean())}
         return self.history
 
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -129,30 +211,33 @@ class LbpSvm:
             raise HarnessError("lbp_svm: score() before fit() or load(); train it or load a checkpoint")
         if not len(images):
             return np.zeros(0, np.float64)
-        return np.asarray(self.model.decision_function(self.features(images)), np.float64).reshape(-1)
+        return self.model.decision(self.features(images)).reshape(-1)
 
     def save(self, path: str | Path) -> Path:
+        """Write the model as an ``.npz`` of arrays + a JSON header (see the module doc)."""
         from harness.results import atomic_write_bytes
 
         if self.model is None:
             raise HarnessError("lbp_svm: nothing to save before fit()")
-        blob = pickle.dumps({"format": _FORMAT, "options": self.options, "model": self.model, "history": self.history})
-        return atomic_write_bytes(Path(path), blob)
+        m: SvmArrays = self.model
+        meta = {"format": _FORMAT, "options": dataclasses.asdict(self.options), "history": self.history,
+                "kernel": m.kernel, "gamma": m.gamma, "intercept": m.intercept}
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.asarray(json.dumps(meta)), mean=m.mean, scale=m.scale,
+                 support_vectors=m.support_vectors, dual_coef=m.dual_coef)
+        return atomic_write_bytes(Path(path), buf.getvalue())
 
     def load(self, path: str | Path) -> "LbpSvm":
-        """Load a checkpoint written by :meth:`save` (a pickle: load only files you made)."""
+        """Load a checkpoint written by :meth:`save`; anything else (a pickle included) is refused unread."""
         p = Path(path)
         if not p.is_file():
             raise DataError(f"lbp_svm checkpoint {p} does not exist")
-        try:
-            ck = pickle.loads(p.read_bytes())
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise DataError(f"{p}: not an lbp_svm checkpoint ({exc})") from None
-        if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
-            raise DataError(f"{p}: not an lbp_svm checkpoint (format {ck.get('format') if isinstance(ck, dict) else '?'})")
-        if ck["options"] != self.options:
-            raise DataError(f"{p}: saved with options {ck['options']}, but this lbp_svm has {self.options}")
-        self.model, self.history = ck["model"], dict(ck.get("history") or {})
+        meta, arrays = _read_checkpoint(p)
+        if meta.get("options") != dataclasses.asdict(self.options):
+            raise DataError(f"{p}: saved with options {str(meta.get('options'))[:300]}, but this lbp_svm has "
+                            f"{dataclasses.asdict(self.options)}")
+        self.model = _checked_arrays(arrays, meta, str(p))
+        self.history = dict(meta.get("history") or {})
         return self
 
 

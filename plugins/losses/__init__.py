@@ -31,10 +31,10 @@ from facebench_plugins.losses.options import (
     CenterLossOptions,
     CombinedMarginOptions,
     CosFaceOptions,
+    PartialFCOptions,
     SoftmaxOptions,
     TripletOptions,
 )
-from facebench_plugins.losses.partial_fc import PartialFCOptions
 
 __all__ = ["register_losses", "specs"]
 
@@ -44,6 +44,11 @@ _LICENSE = "Apache-2.0 (facebench implementation)"
 
 def specs() -> list[LossSpec]:
     """The built-in loss specs (no torch import)."""
+    return _classification_losses() + _margin_losses()
+
+
+def _classification_losses() -> list[LossSpec]:
+    """Softmax, center and triplet: losses over a linear classifier or none."""
     return [
         LossSpec(
             name="softmax",
@@ -83,6 +88,12 @@ def specs() -> list[LossSpec]:
             sampler="pk",
             meta={"min_images_per_identity": 2},
         ),
+    ]
+
+
+def _margin_losses() -> list[LossSpec]:
+    """Angular / cosine margin losses over normalised class centres."""
+    return [
         LossSpec(
             name="arcface",
             summary="ArcFace additive angular margin: s*cos(theta+m); th/mm fallback past theta+m>pi.",

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.specs import OptionError
+from harness._values import short_repr
+from harness.specs import OptionError, check_range
 
 __all__ = [
     "AMSoftmaxOptions",
@@ -19,19 +20,25 @@ __all__ = [
     "CenterLossOptions",
     "CombinedMarginOptions",
     "CosFaceOptions",
+    "PartialFCOptions",
     "SoftmaxOptions",
     "TripletOptions",
 ]
 
 
+#: The largest logit scale ``s`` accepted (papers use 30-64; far above it the logits overflow).
+MAX_SCALE = 1024.0
+#: The largest loss weight or distance margin accepted.
+MAX_WEIGHT = 10_000.0
+
+
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)) or not value > 0:
-        raise OptionError(f"{name}={value!r}: expected a positive number")
+    check_range(name, value, 0.0, MAX_SCALE, low_open=True)
 
 
 def _in_range(name: str, value: float, low: float, high: float, what: str) -> None:
     if not (isinstance(value, (int, float)) and not isinstance(value, bool)) or not low <= value < high:
-        raise OptionError(f"{name}={value!r}: expected {what}")
+        raise OptionError(f"{name}={short_repr(value)}: expected {what}")
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,9 @@ class CenterLossOptions:
     bias: bool = True
 
     def __post_init__(self) -> None:
-        _in_range("center.lam", self.lam, 0.0, math.inf, "a number >= 0")
-        if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
-            raise OptionError(f"center.alpha={self.alpha!r}: expected a rate in (0, 1]")
+        _in_range("center.lam", self.lam, 0.0, MAX_WEIGHT, f"a number in [0, {MAX_WEIGHT:g})")
+        if isinstance(self.alpha, bool) or not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
+            raise OptionError(f"center.alpha={short_repr(self.alpha)}: expected a rate in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -81,10 +88,10 @@ class TripletOptions:
     normalize: bool = True
 
     def __post_init__(self) -> None:
-        _in_range("triplet.margin", self.margin, 0.0, math.inf, "a number >= 0")
+        _in_range("triplet.margin", self.margin, 0.0, MAX_WEIGHT, f"a number in [0, {MAX_WEIGHT:g})")
         if self.distance not in ("euclidean", "cosine"):
             raise OptionError(
-                f"triplet.distance={self.distance!r}: expected 'euclidean' or 'cosine'"
+                f"triplet.distance={short_repr(self.distance)}: expected 'euclidean' or 'cosine'"
             )
 
 
@@ -163,3 +170,31 @@ class CombinedMarginOptions:
         _in_range("combined.m1", self.m1, 1.0, 16.0, "a multiplicative margin in [1, 16)")
         _in_range("combined.m2", self.m2, 0.0, math.pi / 2, "an angle in [0, pi/2) radians")
         _in_range("combined.m3", self.m3, 0.0, 2.0, "a cosine margin in [0, 2)")
+
+
+@dataclass(frozen=True)
+class PartialFCOptions:
+    """Sharded margin softmax (Partial FC); the margin defaults are ArcFace's.
+
+    :param s: scale of the cosine logits.
+    :param m1: multiplicative angular margin (SphereFace, >= 1).
+    :param m2: additive angular margin in radians (ArcFace: 0.5).
+    :param m3: additive cosine margin (CosFace: 0.35).
+    :param sample_rate: fraction of each rank's centres used per step
+        (positives always kept); 1.0 uses all of them (exact loss).
+    """
+
+    s: float = 64.0
+    m1: float = 1.0
+    m2: float = 0.5
+    m3: float = 0.0
+    sample_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive("partial_fc.s", self.s)
+        _in_range("partial_fc.m1", self.m1, 1.0, 16.0, "a multiplicative margin in [1, 16)")
+        _in_range("partial_fc.m2", self.m2, 0.0, math.pi / 2, "an angle in [0, pi/2) radians")
+        _in_range("partial_fc.m3", self.m3, 0.0, 2.0, "a cosine margin in [0, 2)")
+        if isinstance(self.sample_rate, bool) or not (
+                isinstance(self.sample_rate, (int, float)) and 0.0 < self.sample_rate <= 1.0):
+            raise OptionError(f"partial_fc.sample_rate={short_repr(self.sample_rate)}: expected a fraction in (0, 1]")

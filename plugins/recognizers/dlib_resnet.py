@@ -11,8 +11,10 @@ Two entry points:
   ``alignment="arcface_112"`` they are five-point crops from
   :func:`harness.align.align`, resized to 150×150.
 
-Embeddings compare with the Euclidean distance; dlib's convention calls two
-faces the same person below 0.6.
+It satisfies :class:`harness.types.SelfAligningRecognizer`: tasks ask it for
+its own alignment (``own_alignment``, ``align_faces``) instead of matching its
+name.  Embeddings compare with the Euclidean distance; dlib's convention calls
+two faces the same person below 0.6.
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ class DlibResnetRecognizer:
         if len(shapes) == 0:
             return []
         return list(dlib.get_face_chips(_rgb(image), shapes, size=CHIP_SIZE, padding=self.options.padding))
+
+    # ------------------------------------- the self-aligning contract (harness.types)
+    def own_alignment(self) -> str | None:
+        """dlib's own chip alignment (``alignment="dlib_chip"``), or ``None`` when
+        ``embed`` takes five-point template crops (``alignment="arcface_112"``)."""
+        if self.options.alignment == "dlib_chip":
+            return f"dlib_chip (5-point shape predictor, {CHIP_SIZE}x{CHIP_SIZE})"
+        return None
+
+    def align_faces(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+        """One dlib chip per box: the crops ``embed`` takes (see :meth:`chips`)."""
+        return self.chips(image, boxes)
 
     # ------------------------------------------------------------ embedding
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -178,3 +178,48 @@ def test_template_dirs_from_plugins(tmp_path):
     reg = Registry(load_entry_points=False, plugins=[good, bad])
     assert reg.template_dirs() == [tmp_path]
     assert [b.name for b in reg.broken] == ["badtpl"] and "not a folder" in reg.broken[0].error
+
+
+def test_broken_plugin_traceback_comes_from_the_exception():
+    def boom():
+        raise RuntimeError("kaput")
+
+    reg = Registry(load_entry_points=False, plugins=[plugin("bad", register_backbones=boom)])
+    reg.names("backbone")
+    tb = reg.broken[0].traceback
+    assert "NoneType: None" not in tb
+    assert tb.startswith("Traceback (most recent call last)")
+    assert "in boom" in tb and tb.rstrip().endswith("RuntimeError: kaput")
+
+
+def test_broken_plugin_without_exception_says_so_not_nonetype():
+    reg = Registry(load_entry_points=False, plugins=[plugin("notalist", register_backbones=lambda: backbone("x"))])
+    reg.names("backbone")
+    tb = reg.broken[0].traceback
+    assert "NoneType: None" not in tb
+    assert "No exception was raised" in tb and "expected a list of specs" in tb and "'notalist'" in tb
+
+
+def test_plugins_traceback_command_prints_the_real_traceback(capsys):
+    from harness.cli import main
+    from harness.registry import reset_registry
+
+    def broken_hook():
+        raise ValueError("plugin exploded")
+
+    reg = Registry(load_entry_points=False, plugins=[
+        plugin("exploding", register_backbones=broken_hook),
+        plugin("wrongtype", register_backbones=lambda: "not a list"),
+    ])
+    reg.names("backbone")
+    reset_registry(reg)
+    try:
+        code = main(["plugins", "--traceback"])
+    finally:
+        reset_registry(None)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "exploding" in out and "BROKEN" in out
+    assert "NoneType: None" not in out
+    assert "in broken_hook" in out and "ValueError: plugin exploded" in out
+    assert "wrongtype" in out and "No exception was raised" in out

@@ -244,3 +244,24 @@ def test_sigkill_never_leaves_a_truncated_results_file(tmp_path):
             assert a.size == 50000 and len(set(a.tolist())) == 1
     assert last > 0, "the writer never completed a single write"
     print(f"{leftovers} temporary files left by writes cut short (expected after SIGKILL)")
+
+
+@pytest.mark.parametrize("sub", ["", "sub", "sub/deeper"])
+def test_a_reports_path_through_a_file_is_refused_before_anything_is_written(tmp_path, sub):
+    from harness.results import ResultsError, RunStore
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    store = RunStore(blocker / sub if sub else blocker)
+    for call in (store.check_writable, lambda: store.create("slug", "abc123")):
+        with pytest.raises(ResultsError, match=rf"{blocker} is a file, not a folder.*--reports"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"] and blocker.read_text() == "x"
+
+
+def test_a_runs_entry_that_is_a_file_is_refused(tmp_path):
+    from harness.results import ResultsError, RunStore
+
+    (tmp_path / "runs").write_text("")
+    with pytest.raises(ResultsError, match=r"runs is a file, not a folder \(it is a part of"):
+        RunStore(tmp_path).create("slug", "abc123")

@@ -112,3 +112,37 @@ def test_two_ranks_under_torchrun_match_one_process(tmp_path, loss):
     for k in ma:
         if isinstance(ma[k], float):
             assert ma[k] == pytest.approx(mb[k], abs=1e-4), k
+
+
+# ------------------------------------------------------- worker shutdown
+_WORKER_ENV = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "TORCHELASTIC_RUN_ID": "test"}
+_PROBE = ("import atexit, runpy, sys; atexit.register(lambda: print('finalised', flush=True)); "
+          "sys.argv = ['harness', '--version']; runpy.run_module('harness', run_name='__main__')")
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_a_torchrun_worker_leaves_without_interpreter_finalisation(worker):
+    """gloo can abort a rank during finalisation after its work is done
+    ("terminate called without an active exception"): a worker's
+    ``python -m harness`` ends with os._exit after flushing; a plain one exits normally."""
+    env = {k: v for k, v in os.environ.items() if k not in _WORKER_ENV}
+    if worker:
+        env.update(_WORKER_ENV)
+    proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "facebench" in proc.stdout  # flushed before leaving
+    assert ("finalised" in proc.stdout) is not worker
+
+
+def test_shutdown_destroys_the_process_group_and_is_a_no_op_without_one(tmp_path):
+    import torch.distributed as dist
+
+    from harness.runner.torchrun import shutdown_process_group
+
+    shutdown_process_group()  # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        shutdown_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,8 +1,10 @@
 """An example facebench plugin.
 
 This module is what the entry point names.  It only returns specs: building
-the network imports torch later, from ``facebench_example.nets``, and only
-when the user selects ``example_tinynet`` or ``example_normface``.
+a component imports its code later — torch from ``facebench_example.nets``
+for ``example_tinynet`` / ``example_normface``, numpy from
+``facebench_example.recognizer`` and ``facebench_example.dataset`` for
+``example_pixels`` / ``example_blobs`` — and only when the user selects it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.hookspecs import hookimpl
-from harness.specs import BackboneSpec, CommandSpec, LossSpec
+from harness.specs import BackboneSpec, CommandSpec, DatasetSpec, LossSpec, RecognizerSpec, check_range
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,34 @@ class NormFaceOptions:
     """Options of ``example_normface`` (``-o example_normface.scale=16``)."""
 
     scale: float = 16.0
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """Options of ``example_pixels`` (``-o example_pixels.center=false``)."""
+
+    center: bool = True
+
+
+@dataclass(frozen=True)
+class BlobOptions:
+    """Options of ``example_blobs`` (``-o example_blobs.identities=20``).
+
+    Bounds are checked here with :func:`harness.specs.check_range`, so a bad
+    value is one line naming the option and the range expected.
+    """
+
+    identities: int = 8
+    images_per_identity: int = 4
+    size: int = 64
+    folds: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("example_blobs.folds", self.folds, 1, 10, integer=True)
+        check_range("example_blobs.identities", self.identities, 2 * self.folds, 1000, integer=True)
+        check_range("example_blobs.images_per_identity", self.images_per_identity, 2, 50, integer=True)
+        check_range("example_blobs.size", self.size, 16, 512, integer=True)
 
 
 @hookimpl
@@ -55,6 +85,40 @@ def register_losses():
             framework="torch",
             options=NormFaceOptions,
             paper="Wang et al., NormFace: L2 Hypersphere Embedding for Face Verification, ACM MM 2017",
+        )
+    ]
+
+
+@hookimpl
+def register_recognizers():
+    return [
+        RecognizerSpec(
+            name="example_pixels",
+            summary="Example plugin: grey pixels of a 16x16 aligned crop as the embedding (a baseline).",
+            factory="facebench_example.recognizer:build",
+            framework="none",            # numpy only: always available
+            options=PixelOptions,
+            alignment="arcface_112",     # the template the task aligns crops to (harness.align.TEMPLATES)
+            input_size=(16, 16),         # ... and the (height, width) it resizes them to
+            embedding_size=256,          # 16 * 16
+            distance="cosine",           # how embed()'s rows compare
+            license="Apache-2.0",
+        )
+    ]
+
+
+@hookimpl
+def register_datasets():
+    return [
+        DatasetSpec(
+            name="example_blobs",
+            summary="Example plugin: a few generated blob-pattern identities (synthetic, not faces).",
+            factory="facebench_example.dataset:build",
+            framework="none",
+            options=BlobOptions,
+            tasks=("train", "verification"),   # the views the built dataset implements
+            synthetic=True,
+            license="Apache-2.0",
         )
     ]
 

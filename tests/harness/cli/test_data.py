@@ -149,3 +149,118 @@ def test_mesh_is_deterministic_and_writes_masks(capsys, tmp_path):
     assert set(np.unique(mask)) <= {0, 255} and 0.02 < (mask[..., 0] > 0).mean() < 0.6
     rc, _, err = _run(capsys, "mesh", faces, "-o", tmp_path / "m1")
     assert rc != 0 and "--overwrite" in err
+
+
+# ------------------------------------------------ one crop, one LFW finder
+def test_data_crops_equal_evaluation_crops_for_a_landmarkless_detector(capsys, tmp_path, fresh_registry):
+    """`harness data` and evaluation crop a box-only (haar) face with the same function."""
+    from harness.formats.folders import scan_identities
+    from harness.formats.images import decode_image, read_image
+    from harness.formats.recordio import read_insightface_rec, unpack
+    from harness.tasks._faces import locate_faces, make_crops
+    from harness.types import ImageSet
+
+    lfw = need_data("lfw_home/lfw_funneled")
+    ids = tmp_path / "ids"
+    for name in ("Abel_Pacheco", "Akhmed_Zakayev"):
+        shutil.copytree(lfw / name, ids / name)
+    from harness.formats.images import encode_image
+
+    smooth = np.linspace(0, 255, 250 * 250 * 3).reshape(250, 250, 3).astype(np.uint8)  # no face to find
+    (ids / "Zz_No_Face").mkdir()
+    (ids / "Zz_No_Face" / "Zz_No_Face_0001.png").write_bytes(encode_image(smooth, ".png"))
+    rc, out, err = _run(capsys, "rec", ids, "-o", tmp_path / "train", "--detector", "haar", "--size", "112",
+                        "--encoding", "png", "--no-progress")
+    assert rc == 0, err
+    r = read_insightface_rec(tmp_path / "train.rec")
+    data_crops = [decode_image(unpack(r.reader.read_idx(k), str(k))[1]) for k in r.keys]
+
+    files = [str(f) for ident in scan_identities(ids) for f in ident.files]
+    images = ImageSet(keys=files, labels=np.zeros(len(files), np.int64), loader=read_image)
+    idx = np.arange(len(files))
+    faces = locate_faces(images, idx, registry=fresh_registry, detector="haar", progress=False)
+    assert np.isnan(faces.landmarks).all(), "haar gives boxes only: this test is about box crops"
+    assert faces.found.sum() >= 3
+    eval_crops, fallback = make_crops(images, idx, template="arcface_112", size=(112, 112), faces=faces,
+                                      progress=False)
+    assert len(data_crops) == len(eval_crops) and not faces.found[-1] and fallback[-1]
+    for j in range(len(files)):  # box crops and the no-face fallback alike
+        np.testing.assert_array_equal(data_crops[j], eval_crops[j], err_msg=files[j])
+    assert "no_face_centre_crop: 1" in out
+
+
+def _lfw_copy(dest, images_subdir):
+    """A tiny LFW copy: two identities, one genuine and one impostor pair."""
+    src = need_data("lfw_home/lfw_funneled")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "pairs.txt").write_text("1\t1\nAbel_Pacheco\t1\t2\nAbel_Pacheco\t1\tAkhmed_Zakayev\t3\n")
+    for name in ("Abel_Pacheco", "Akhmed_Zakayev"):
+        shutil.copytree(src / name, dest / images_subdir / name)
+    return dest / images_subdir
+
+
+def _layouts(tmp_path):
+    from harness.formats.lfw_layout import IMAGE_DIRS
+
+    cases = {}
+    for d in IMAGE_DIRS:  # home/pairs.txt + home/<images folder>/
+        home = tmp_path / f"home-{d}"
+        cases[f"home+{d}"] = (home, _lfw_copy(home, d))
+    home = tmp_path / "flat"  # pairs.txt beside the identity folders
+    cases["flat"] = (home, _lfw_copy(home, ""))
+    cases["pairs-file+lfw_funneled"] = (tmp_path / "home-lfw_funneled" / "pairs.txt",
+                                        tmp_path / "home-lfw_funneled" / "lfw_funneled")
+    cases["pairs-file+flat"] = (home / "pairs.txt", home)
+    data_home = tmp_path / "data_home"  # scikit-learn's data_home holding lfw_home/
+    cases["data_home"] = (data_home, _lfw_copy(data_home / "lfw_home", "lfw_funneled"))
+    return cases
+
+
+def test_inspect_accepts_every_layout_the_lfw_dataset_accepts(capsys, tmp_path, fresh_registry):
+    cases = _layouts(tmp_path)
+    for label, (path, image_dir) in cases.items():
+        ds = fresh_registry.build("dataset", "lfw", path=str(path))
+        pairs = ds.verification()
+        assert len(pairs) == 2 and ds.image_dir == image_dir, label
+        rc, out, err = _run(capsys, "inspect", path, "--json", "--no-progress", "--no-decode")
+        assert rc == 0, (label, err)
+        info = json.loads(out)
+        n_files = sum(1 for p in image_dir.rglob("*.jpg"))
+        assert info["format"] == "lfw", (label, info)
+        assert info["images_folder"] == str(image_dir), label
+        assert (info["identities"], info["images"]) == (2, n_files), label
+        assert info["pairs"]["pairs"] == 2 and info["pairs"]["file"] == str(ds.pairs_file), label
+
+
+def test_a_pairs_file_without_images_beside_it_is_inspected_as_pairs(capsys, tmp_path):
+    (tmp_path / "p.txt").write_text("1\t1\nAbel_Pacheco\t1\t2\nAbel_Pacheco\t1\tAkhmed_Zakayev\t3\n")
+    rc, out, _ = _run(capsys, "inspect", tmp_path / "p.txt", "--json")
+    info = json.loads(out)
+    assert rc == 0 and info["format"] == "pairs" and info["identities"] == 2 and info["pairs"]["pairs"] == 2
+
+
+def test_data_package_has_one_module_per_subcommand():
+    import importlib
+
+    from harness.cli.data import command
+
+    for name, cmd in command.commands.items():
+        module = importlib.import_module(f"harness.cli.data.{name}")
+        assert module.command is cmd, name
+
+
+@pytest.mark.parametrize("label", [float("nan"), 1.7, b"x"])
+def test_inspect_counts_a_tfrecord_with_a_bad_label_as_corrupt(capsys, tmp_path, label):
+    import cv2
+
+    from harness.formats.tfrecord import IMAGE_KEY, LABEL_KEY, encode_example, write_tfrecord
+
+    ok, png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))
+    records = [encode_example({IMAGE_KEY: png.tobytes(), LABEL_KEY: 0}),
+               encode_example({IMAGE_KEY: png.tobytes(), LABEL_KEY: label})]
+    write_tfrecord(tmp_path / "t.tfrecord", records)
+    rc, out, err = _run(capsys, "inspect", tmp_path / "t.tfrecord", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["images"] == 1 and report["corrupt"] == 1
+    assert "record 1" in report["corrupt_items"][0] and "unexpected" not in err

@@ -99,3 +99,11 @@ def test_fuzz_only_dataerror(data):
         loads_bin(b"\x80\x04" + data, where="fuzz")
     except DataError:
         pass
+
+
+def test_non_latin1_text_image_is_a_data_error():
+    """Found by the fuzz run: a str image beyond latin-1 raised UnicodeEncodeError."""
+    from harness.formats.insightface_bin import loads_bin
+
+    with pytest.raises(DataError, match="image 0 is text with characters beyond latin-1"):
+        loads_bin(pickle.dumps((["\u0100", "a"], [True])), where="x.bin")

@@ -41,3 +41,38 @@ def test_malformed(tmp_path):
     q.write_text("img\n2\n1 1 0 5 5 1\n")
     with pytest.raises(DataError, match=r"e\.txt, line 4: file ends inside 'img'"):
         parse_fddb_ellipses(q)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("# a.jpg \u00b2 10\n1 2 3 4\n", r"line 1: .*expected '# <path> <width> <height>'"),
+    ("# a.jpg 10 " + "9" * 5000 + "\n", r"line 1: .*expected '# <path> <width> <height>'"),
+    ("# a.jpg 10 10\n1 2 nan 4\n", r"line 2: .*expected numbers"),
+    ("# a.jpg 10 10\n1 2 inf 4\n", r"line 2: .*expected numbers"),
+])
+def test_labelv2_bad_numbers_are_data_errors(tmp_path, text, match):
+    p = tmp_path / "l.txt"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r"l\.txt, " + match):
+        parse_labelv2(p)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("img\n\u00b2\n1 1 0 5 5 1\n", "line 2: expected the face count"),
+    ("img\n" + "9" * 5000 + "\n", "line 2: expected the face count"),
+    ("img\n1\n1 1 inf 5 5 1\n", "line 3: .*finite numbers"),  # math.cos(inf) raised ValueError
+    ("img\n1\n1e300 1 0 5 5 1\n", "line 3: .*finite numbers"),  # squaring it raised OverflowError
+])
+def test_fddb_bad_numbers_are_data_errors(tmp_path, text, match):
+    q = tmp_path / "e.txt"
+    q.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r"e\.txt, " + match):
+        parse_fddb_ellipses(q)
+
+
+def test_binary_files_are_data_errors(tmp_path):
+    p = tmp_path / "b.txt"
+    p.write_bytes(b"# a.jpg 1 1\n\xff\xfe\n")
+    with pytest.raises(DataError, match="not a UTF-8 text file"):
+        parse_labelv2(p)
+    with pytest.raises(DataError, match="not a UTF-8 text file"):
+        parse_fddb_ellipses(p)

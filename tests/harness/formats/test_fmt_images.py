@@ -50,3 +50,12 @@ def test_corrupt_file_message(tmp_path):
         read_image(empty)
     with pytest.raises(DataError, match="not found"):
         read_image(tmp_path / "missing.jpg")
+
+
+def test_pnm_header_with_a_negative_size_is_not_a_size():
+    """Found by the fuzz run: 'P5 -1 92' gave the size (-1, 92)."""
+    from harness.formats.images import image_size
+
+    assert image_size(b"P5\n-1\n92\n255\n") is None
+    assert image_size(b"P5\n+3 4\n255\n") is None
+    assert image_size(b"P5\n# c\n92 112\n255\n") == (92, 112)

@@ -46,6 +46,23 @@ def test_malformed(text, match):
     assert "p.txt" in str(info.value)
 
 
+@pytest.mark.parametrize("text, match", [
+    ("1\t1\ns1\t\u00b2\t3\nA\t1\tB\t2\n", "line 2: image numbers must be positive"),  # '²'.isdigit()
+    ("1\t1\ns1\t\u0663\t3\nA\t1\tB\t2\n", "line 2: image numbers must be positive"),  # Arabic-Indic 3
+    ("1\t1\nA\t1\t2\nA\t1\tB\t" + "9" * 5000 + "\n", "line 3: image numbers must be positive"),
+    ("1\t1\nA\t1\t2\nA\t1\tB\t1000000001\n", "line 3: image numbers must be positive"),
+    ("1\t" + "9" * 5000 + "\nA\t1\t2\n", "line 1: bad header"),
+    ("\u00b2\t1\nA\t1\t2\n", "line 1: bad header"),
+    ("+1\t1\nA\t1\t2\n", "line 1: bad header"),
+])
+def test_non_ascii_and_huge_numbers_are_data_errors(text, match):
+    """Before: '²' passed str.isdigit and 5,000 digits passed it too; int() then raised ValueError."""
+    with pytest.raises(DataError, match=match) as info:
+        parse_pairs_text(text, where="p.txt")
+    assert str(info.value).startswith("p.txt, line ")
+    assert len(str(info.value)) < 600  # the echoed line is capped
+
+
 def test_skip_bad_keeps_fold_positions():
     text = "2\t1\nA\t1\t2\nbroken\nC\t1\t3\nC\t1\tA\t2\n"
     pf = parse_pairs_text(text, skip_bad=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from hypothesis import strategies as st
 
 from harness.errors import DataError
 from harness.formats import recordio as rio
+from tests.harness.formats._bounded import within
 
 MAGIC = struct.pack("<I", 0xCED7230A)
 
@@ -129,3 +134,94 @@ def test_reader_fuzz(tmp_path_factory, data):
             rio.unpack(r.reader.read_idx(k))
     except DataError:
         pass
+
+
+# ------------------------------------------------------ malformed headers (issue 14, A1)
+def _header_only_rec(path, flag, labels):
+    """A .rec holding only record 0 (flag, labels): 40 bytes for two labels."""
+    body = struct.pack("<IfQQ", flag, 0.0, 0, 0) + np.asarray(labels, "<f4").tobytes()
+    buf = io.BytesIO()
+    rio.RecordIOWriter(buf).write(body)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("labels, match", [
+    ((1.0, 1e12), r"end of the identity records 999999995904\.0 is not a record number in 0\.\.5"),
+    ((1e8, 1e8), "first identity record 100000000.0 is not a record number"),
+    ((float("nan"), 3.0), "first identity record nan"),
+    ((1.0, float("inf")), "end of the identity records inf"),
+    ((2.5, 3.0), "first identity record 2.5"),
+    ((4.0, 2.0), "are not a range"),
+    ((0.0, 0.0), "are not a range"),
+])
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_malformed_header_is_a_quick_data_error(tmp_path, labels, match, skip_bad):
+    p = _header_only_rec(tmp_path / "train.rec", 2, labels)
+    assert p.stat().st_size == 40
+    with within(2.0), pytest.raises(DataError, match=match):
+        rio.read_insightface_rec(p, skip_bad=skip_bad)
+
+
+def test_flag_one_header_is_a_data_error(tmp_path):
+    p = _header_only_rec(tmp_path / "train.rec", 1, [3.0])
+    with within(2.0), pytest.raises(DataError, match="flag=1 gives 1 label value; the header holds two"):
+        rio.read_insightface_rec(p)
+
+
+def _rec_with_labels(tmp_path, labels):
+    path = tmp_path / "plain.rec"
+    with open(path, "wb") as fh:
+        w = rio.RecordIOWriter(fh)
+        for i, lab in enumerate(labels):
+            w.write(struct.pack("<IfQQ", 0, lab, i, 0) + b"img")
+    return path
+
+
+@pytest.mark.parametrize("label, match", [
+    (float("nan"), "label nan is not a whole number"),
+    (float("inf"), "label inf is not a whole number"),
+    (1.5, "label 1.5 is not a whole number"),
+    (-1.0, r"label -1.0 is outside 0\.\.65535"),
+    (1e12, r"label 999999995904.0 is outside 0\.\.65535"),
+])
+def test_bad_image_labels_are_data_errors(tmp_path, label, match):
+    p = _rec_with_labels(tmp_path, [0.0, label, 1.0])
+    with within(2.0), pytest.raises(DataError, match=r"plain\.rec, record 1: " + match):
+        rio.read_insightface_rec(p)
+    rec = rio.read_insightface_rec(p, skip_bad=True)
+    assert rec.keys == [0, 2] and rec.labels.tolist() == [0, 1] and len(rec.skipped) == 1
+
+
+def test_identity_range_with_nan_is_a_data_error(tmp_path):
+    rio.write_insightface_rec(tmp_path / "train", [(0, b"a"), (1, b"b")], 2)
+    reader = rio.RecordIOReader(tmp_path / "train.rec")
+    off = reader.index[3]
+    reader.close()
+    raw = bytearray((tmp_path / "train.rec").read_bytes())
+    raw[off + 8 + 24:off + 8 + 28] = np.asarray([np.nan], "<f4").tobytes()
+    (tmp_path / "train.rec").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"record 3: range start nan is not a record number"):
+        rio.read_insightface_rec(tmp_path / "train.rec")
+
+
+@pytest.mark.parametrize("line", ["1\t\u00b2", "\u0663\t0", "1\t" + "9" * 5000, "1 2 3", "-1\t0"])
+def test_bad_idx_lines_are_data_errors(tmp_path, line):
+    rio.write_insightface_rec(tmp_path / "train", [(0, b"a")], 1)
+    (tmp_path / "train.idx").write_text("0\t0\n" + line + "\n", encoding="utf-8")
+    # non-ASCII was already refused by decoding; the 5,000 digits and the others by the line parser
+    pattern = r"train\.idx(, line 2: .* is not|: not a text .idx file; expected) 'key<TAB>offset'"
+    with pytest.raises(DataError, match=pattern):
+        rio.RecordIOReader(tmp_path / "train.rec")
+
+
+def test_data_inspect_cli_exits_2_on_a_hanging_header(tmp_path):
+    """The whole command, through the ``harness`` entry point, in a bounded subprocess."""
+    p = _header_only_rec(tmp_path / "train.rec", 2, (1.0, 1e12))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.run([sys.executable, "-m", "harness", "data", "inspect", str(p), "--no-progress"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and "not a record number" in lines[-1]
+    assert "Traceback" not in proc.stderr

@@ -166,3 +166,33 @@ def test_tensorflow_reads_our_file(tmp_path):  # pragma: no cover - needs Tensor
             "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
     got = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(str(path))]
     assert [(int(g["image/class/label"]), bytes(g["image/encoded"].numpy())) for g in got] == items
+
+
+@pytest.mark.parametrize("label, match", [
+    (b"5", "label b'5' is a bytes; expected an integer class index"),
+    (float("nan"), "label nan is not a whole number"),
+    (float("inf"), "label inf is not a whole number"),
+    (1.7, r"label 1\.7\d* is not a whole number"),
+    (-3, r"label -3 is outside 0\.\.65535"),
+    (10**12, r"label 1000000000000 is outside 0\.\.65535"),
+])
+def test_bad_labels_are_data_errors(tmp_path, label, match):
+    """Before: bytes / NaN / inf raised ValueError / OverflowError and 1.7 became 1."""
+    path = tmp_path / "l.tfrecord"
+    good = tfr.encode_example({tfr.IMAGE_KEY: b"img", tfr.LABEL_KEY: 2})
+    bad = tfr.encode_example({tfr.IMAGE_KEY: b"img", tfr.LABEL_KEY: label})
+    tfr.write_tfrecord(path, [good, bad])
+    with pytest.raises(DataError, match=r"l\.tfrecord, record 1: " + match):
+        tfr.read_tfrecord_images(path)
+    _reader, keys, labels, skipped = tfr.read_tfrecord_images(path, skip_bad=True)
+    assert keys == [0] and labels.tolist() == [2] and len(skipped) == 1
+
+
+def test_integral_float_label_is_accepted_and_missing_label_refused(tmp_path):
+    path = tmp_path / "f.tfrecord"
+    tfr.write_tfrecord(path, [tfr.encode_example({tfr.IMAGE_KEY: b"i", tfr.LABEL_KEY: 3.0}),
+                              tfr.encode_example({tfr.IMAGE_KEY: b"i", "label": 4})])
+    assert tfr.read_tfrecord_images(path)[2].tolist() == [3, 4]
+    tfr.write_tfrecord(path, [tfr.encode_example({tfr.IMAGE_KEY: b"i"})])
+    with pytest.raises(DataError, match="no 'image/class/label'"):
+        tfr.read_tfrecord_images(path)

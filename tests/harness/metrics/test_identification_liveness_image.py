@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from harness.metrics._checks import MetricInputError
-from harness.metrics.identification import cmc, mate_ranks, rank_k, tpir_at_fpir
+from harness.metrics.identification import (
+    cmc,
+    cmc_from_ranks,
+    fnir_at_fpir,
+    identity_max,
+    mate_ranks,
+    open_set_det,
+    rank_k,
+    tpir_at_fpir,
+)
 from harness.metrics.image import psnr, ssim
 from harness.metrics.liveness import apcer_bpcer_acer, hter, threshold_on_dev
 
@@ -62,8 +71,78 @@ def test_tpir_at_fpir_brute_force():
         assert op.tpir == pytest.approx(best)
         assert op.fpir <= target
     assert not tpir_at_fpir(sim, probes, gallery, 0.01).defined
-    with pytest.raises(MetricInputError, match="needs both mated and non-mated"):
+    with pytest.raises(MetricInputError, match="need both mated and non-mated"):
         tpir_at_fpir(sim[:20], probes[:20], gallery, 0.1)
+
+
+def _brute_open(sim, probes, gallery, target, rank):
+    """FNIR at the lowest threshold with FPIR <= target, by trying every candidate threshold."""
+    sim, probes, gallery = np.asarray(sim, float), np.asarray(probes), np.asarray(gallery)
+    mated = np.isin(probes, gallery)
+    top_nm = sim[~mated].max(1)
+    for t in np.r_[np.unique(sim), np.inf]:  # ascending: the first that satisfies is the lowest
+        if np.mean(top_nm >= t) <= target:
+            misses = 0
+            for p in np.flatnonzero(mated):
+                m = gallery == probes[p]
+                best = sim[p, m].max()
+                r = 1 + np.sum(sim[p, ~m] >= best)
+                misses += not (r <= rank and best >= t)
+            return misses / mated.sum(), np.mean(top_nm >= t)
+    raise AssertionError("unreachable: +inf always satisfies the target")
+
+
+@pytest.mark.parametrize("case", ["ties", "empty_gallery_identity", "random"])
+@pytest.mark.parametrize("rank", [1, 3])
+def test_fnir_at_fpir_against_brute_force(case, rank):
+    r = np.random.default_rng(7)
+    gallery = np.array([0, 1, 2, 3, 4])
+    if case == "ties":  # coarse scores: mates tie non-mates, non-mated tops tie each other
+        sim = np.round(r.random((30, 5)), 1)
+        probes = np.r_[r.integers(0, 5, 20), np.full(10, 9)]
+    elif case == "empty_gallery_identity":  # probe identity 5 has no gallery entry: its searches are non-mated
+        sim = r.random((30, 5))
+        probes = np.r_[r.integers(0, 5, 18), np.full(12, 5)]
+    else:
+        sim = r.random((30, 5))
+        probes = np.r_[r.integers(0, 5, 15), np.full(15, 8)]
+    ranks, mate = mate_ranks(sim, probes, gallery)
+    for target in (0.05, 0.1, 0.25, 0.5, 1.0):
+        op = fnir_at_fpir(ranks, mate, sim.max(1), target, rank=rank)
+        fnir, fpir = _brute_open(sim, probes, gallery, target, rank)
+        assert op.fnir == pytest.approx(fnir) and op.fpir == pytest.approx(fpir)
+        assert op.tpir == pytest.approx(tpir_at_fpir(sim, probes, gallery, target, rank=rank).tpir)
+    det = open_set_det(ranks, mate, sim.max(1), rank=rank)
+    for t, fp, fn in zip(det["threshold"], det["fpir"], det["fnir"]):
+        nm = ranks == 0
+        assert fp == pytest.approx(np.mean(sim.max(1)[nm] >= t))
+        hit = (ranks[~nm] <= rank) & (mate[~nm] >= t)
+        assert fn == pytest.approx(1 - hit.mean())
+    assert det["fpir"][0] == 0 and det["fnir"][0] == 1 and det["fpir"][-1] == 1.0
+
+
+def test_open_set_refuses_all_non_mated_or_all_mated_searches():
+    with pytest.raises(MetricInputError, match="no probe has a mate"):
+        fnir_at_fpir(np.zeros(4, int), np.full(4, np.nan), np.ones(4), 0.1)
+    with pytest.raises(MetricInputError, match="every probe has a mate"):
+        open_set_det(np.ones(4, int), np.ones(4), np.ones(4))
+    with pytest.raises(MetricInputError, match="lengths 3, 4, 4"):
+        fnir_at_fpir(np.ones(3, int), np.ones(4), np.ones(4), 0.1)
+
+
+def test_identity_max_pooling_and_cmc_from_ranks():
+    r = np.random.default_rng(3)
+    sim = r.random((6, 9))
+    gallery = np.array([4, 1, 4, 2, 1, 7, 7, 7, 2])
+    pooled, ids = identity_max(sim, gallery)
+    assert ids.tolist() == [1, 2, 4, 7]
+    for j, i in enumerate(ids):
+        np.testing.assert_allclose(pooled[:, j], sim[:, gallery == i].max(1))
+    probes = np.array([1, 2, 4, 7, 3, 1])
+    ranks, _ = mate_ranks(sim, probes, gallery)
+    np.testing.assert_allclose(cmc_from_ranks(ranks, 4), cmc(sim, probes, gallery, max_rank=4))
+    np.testing.assert_allclose(cmc_from_ranks(ranks, 4, nonmated_miss=True),
+                               cmc(sim, probes, gallery, max_rank=4, nonmated="miss"))
 
 
 def test_identification_bad_input():

@@ -134,7 +134,7 @@ def test_cross_fit_never_restores_a_pair_with_a_model_that_saw_its_people(tmp_pa
     tr = res["sections"]["training"]
     assert tr["mode"].startswith("cross-fitted: 2 models")
     assert "folds [0]" in tr["models"] and "folds [1]" in tr["models"]
-    pairs, _ = inpainting._load_pairs(ctx, spec)
+    pairs, _, _ = inpainting._load_pairs(ctx, spec)
     by_fold = fold_identities(pairs)
     for fold in (0, 1):
         ckpt = torch.load(ctx.run_dir.checkpoint_dir / f"multitask_convnet-folds{fold}.pt", weights_only=True)
@@ -202,3 +202,24 @@ def test_a_backbone_with_real_weights_can_be_the_verifier(tmp_path, lfw_home, fr
     assert by["psnr_restored"] > by["psnr_meshed"]
     z = ctx.run_dir.load_arrays("scores")
     assert np.all(np.abs(z["score_clean"]) <= 1 + 1e-6)  # cosine
+
+
+def test_a_damaged_embedding_cache_is_recomputed(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.tasks.inpainting import _embed_cached
+
+    class Rec:
+        calls = 0
+
+        def embed(self, crops):
+            Rec.calls += 1
+            return np.stack([np.full(3, float(c.mean())) for c in crops]).astype(np.float32)
+
+    ctx = SimpleNamespace(cache_dir=str(tmp_path), progress=False)
+    crops = [np.full((4, 4, 3), v, np.uint8) for v in (1, 2, 3)]
+    (tmp_path / "inpaint-emb-k.npz").write_bytes(b"PK\x03\x04 not a zip")
+    emb = _embed_cached(ctx, "k", Rec(), crops, "test")
+    assert Rec.calls == 1 and emb[:, 0].tolist() == [1.0, 2.0, 3.0]
+    again = _embed_cached(ctx, "k", Rec(), crops, "test")  # now a good cache: no second call
+    assert Rec.calls == 1 and np.array_equal(again, emb)

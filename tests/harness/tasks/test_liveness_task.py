@@ -142,5 +142,22 @@ def test_trained_on_synthesized_lfw_attacks_disjoint_identities(tmp_path, quiet)
     assert m["auc"] > 0.8, m
     assert set(res["sections"]["liveness"]["apcer_per_species"]) == {"print", "replay"}
     run_dir = next((tmp_path / "reports" / "runs").iterdir())
-    assert (run_dir / "checkpoints" / "lbp_svm.pkl").is_file()
+    assert (run_dir / "checkpoints" / "lbp_svm.npz").is_file()
     assert "no substitute for a real presentation-attack" in (run_dir / "index.html").read_text()
+
+
+def test_skip_bad_leaves_out_an_unreadable_presentation(tmp_path, quiet, capsys):
+    """The same --skip-bad as every task: one line without it; with it the file is left out and listed."""
+    data = tmp_path / "spoof"
+    _write(data, "test", TEST_ITEMS + [("attack/print", 0.4)])
+    bad = next((data / "test" / "attack" / "print").glob("8.png"))
+    bad.write_bytes(bad.read_bytes()[:40])  # a PNG cut short
+    reset_registry(Registry(plugins=[FixtureLiveness]))
+    args = ["run", "--liveness", "pixel_score", "--eval", f"spoof={data}", "-o", "spoof.aligned=arcface_112"]
+    assert main([*args, "--reports", str(tmp_path / "r1")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and bad.name in err[0] and "--skip-bad" in err[0]
+    assert main([*args, "--skip-bad", "--reports", str(tmp_path / "r2")]) == 0
+    (res,) = _results(tmp_path / "r2")
+    assert res["sections"]["skipped"]["count"] == 1 and res["sections"]["skipped"]["items"][0]["item"] == str(bad)
+    assert res["protocol"]["skipped_items"] == 1 and res["protocol"]["attacks"] == 5

@@ -19,15 +19,7 @@ _REGISTRY = Registry()
 ALL_BACKBONES = _REGISTRY.names("backbone")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and with other work on the
-    machine OpenMP threads that spin-wait for each other make small convolutions
-    tens of times slower (measured: IR-50 16x16 step 20 s with 2 threads, 0.4 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

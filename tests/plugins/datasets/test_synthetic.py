@@ -218,3 +218,28 @@ def test_contact_sheet(default):
     out = ARTIFACTS / "synthetic_sheet.png"
     assert cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     assert out.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- pinned pixels
+#: sha256 over the pixels and landmarks of a fixed set of renders, per OpenCV
+#: version (its resize / blur kernels shape the bytes).  A refactor of
+#: ``render_face`` must leave these unchanged; a deliberate change to the
+#: generator updates them and says so.
+RENDER_SHA256 = {"4.14.0": "6a28d42d08e3e34234f293a8b162d3450989321a5dfe274497106db0dbb43c53"}
+
+
+def test_renders_are_byte_identical_to_the_pinned_ones():
+    import hashlib
+
+    if cv2.__version__ not in RENDER_SHA256:
+        pytest.skip(f"render hashes are pinned for OpenCV {sorted(RENDER_SHA256)}, not {cv2.__version__}")
+    h = hashlib.sha256()
+    for size, seed, n, m in ((112, 0, 8, 12), (64, 7, 4, 6)):
+        ds = build(SyntheticOptions(seed=seed, size=size, train_identities=n, test_identities=2,
+                                    images_per_identity=m))
+        for i in range(n):
+            for j in range(m):
+                img, lm = ds.render_with_landmarks("train", i, j)
+                h.update(img.tobytes())
+                h.update(lm.tobytes())
+    assert h.hexdigest() == RENDER_SHA256[cv2.__version__]

@@ -86,49 +86,67 @@ def _state(out) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------- worker
 def _worker(out_dir: Path) -> None:
+    """Train in the torchrun process group, write this rank's report, shut
+    the group down as the runner does, and leave with 0 only on success."""
+    import traceback
+
     import torch.distributed as dist
+
+    from harness.runner.torchrun import exit_worker, shutdown_process_group
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     report: dict = {"rank": rank}
+    code = 1
     try:
-        # 1. DDP-wrapped softmax classifier
-        o = _train("softmax", out_dir / "softmax")
-        torch.save({**_state(o), **{f"loss.{k}": v for k, v in o.loss_fn.state_dict().items()}},
-                   out_dir / f"softmax.rank{rank}.pt")
-        report["softmax_history_loss"] = o.history["loss"]
-        # 2. sharded classifier: 3 steps, then resume to 6 from rank 0's checkpoint
-        _train("partial_fc", out_dir / "pfc", max_steps=3)
-        o = _train("partial_fc", out_dir / "pfc", max_steps=STEPS)
-        report["pfc_resumed_from"] = o.resumed_from_step
-        shards = [torch.empty(0)] * dist.get_world_size()
-        dist.all_gather_object(shards, o.loss_fn.weight.detach().clone())
-        torch.save({**_state(o), "loss.weight": torch.cat(shards, 0)}, out_dir / f"pfc.rank{rank}.pt")
-        report["pfc_history_loss"] = o.history["loss"]
-        # 3. an error on rank 1 at its 3rd batch stops both ranks
-        sys.path.insert(0, str(HERE))
-        from _engine_fixtures import random_imageset
-
-        data = random_imageset(n=96, classes=8, size=16)
-        calls = {"n": 0}
-        original = data.load
-
-        def failing_load(i):
-            calls["n"] += 1
-            if rank == 1 and calls["n"] > 2 * (BATCH // 2):
-                raise OSError("disk unplugged")
-            return original(i)
-
-        data.load = failing_load
-        try:
-            _train("softmax", out_dir / "fail", data=data, resume=False)
-            report["fail"] = None
-        except Exception as exc:  # noqa: BLE001 - the message is what is checked
-            report["fail"] = f"{type(exc).__name__}: {exc}"
+        _cases(out_dir, rank, report)
+        code = 0
+    except Exception:  # noqa: BLE001 - printed for the fixture's assertion message
+        traceback.print_exc()
     finally:
         (out_dir / f"report.rank{rank}.json").write_text(json.dumps(report))
-        dist.destroy_process_group()
+        shutdown_process_group(wait=code == 0)
+    exit_worker(code)
+
+
+def _cases(out_dir: Path, rank: int, report: dict) -> None:
+    """The three cases of the module docs; their results go into ``report``."""
+    import torch.distributed as dist
+
+    # 1. DDP-wrapped softmax classifier
+    o = _train("softmax", out_dir / "softmax")
+    torch.save({**_state(o), **{f"loss.{k}": v for k, v in o.loss_fn.state_dict().items()}},
+               out_dir / f"softmax.rank{rank}.pt")
+    report["softmax_history_loss"] = o.history["loss"]
+    # 2. sharded classifier: 3 steps, then resume to 6 from rank 0's checkpoint
+    _train("partial_fc", out_dir / "pfc", max_steps=3)
+    o = _train("partial_fc", out_dir / "pfc", max_steps=STEPS)
+    report["pfc_resumed_from"] = o.resumed_from_step
+    shards = [torch.empty(0)] * dist.get_world_size()
+    dist.all_gather_object(shards, o.loss_fn.weight.detach().clone())
+    torch.save({**_state(o), "loss.weight": torch.cat(shards, 0)}, out_dir / f"pfc.rank{rank}.pt")
+    report["pfc_history_loss"] = o.history["loss"]
+    # 3. an error on rank 1 at its 3rd batch stops both ranks
+    sys.path.insert(0, str(HERE))
+    from _engine_fixtures import random_imageset
+
+    data = random_imageset(n=96, classes=8, size=16)
+    calls = {"n": 0}
+    original = data.load
+
+    def failing_load(i):
+        calls["n"] += 1
+        if rank == 1 and calls["n"] > 2 * (BATCH // 2):
+            raise OSError("disk unplugged")
+        return original(i)
+
+    data.load = failing_load
+    try:
+        _train("softmax", out_dir / "fail", data=data, resume=False)
+        report["fail"] = None
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        report["fail"] = f"{type(exc).__name__}: {exc}"
 
 
 # ----------------------------------------------------------------- tests

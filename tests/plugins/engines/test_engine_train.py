@@ -122,12 +122,21 @@ def test_max_steps_stops_and_checkpoints(engine, tmp_path):
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 
 
-def test_time_budget_stops_after_the_current_step(engine, tmp_path):
+def test_time_budget_stops_after_the_current_step(engine, tmp_path, capsys):
     out = _train(engine, tmp_path, epochs=1000, time_budget=0.05)
     assert out.stopped_by == "time_budget"
     assert out.steps >= 1 and out.steps < 4000  # stopped early, after at least one step
     ck = torch.load(out.checkpoint, weights_only=True)
     assert ck["step"] == out.steps and len(ck["history"]["loss"]) == out.steps
+    # the console says so, in one line, not only the report
+    err = capsys.readouterr().err
+    line = f"training stopped by the time budget of 0.05 s at step {out.steps} of 4000"
+    assert err.count(line) == 1 and err.count("\n") == 1
+
+
+def test_no_time_budget_line_when_training_ends_by_itself(engine, tmp_path, capsys):
+    out = _train(engine, tmp_path, max_steps=2)
+    assert out.stopped_by == "max_steps" and "time budget" not in capsys.readouterr().err
 
 
 def test_epochs_stop_runs_on_epoch_end_and_records_metrics(engine, tmp_path):
@@ -244,6 +253,33 @@ def test_init_shape_mismatch_is_a_clear_error(engine, tmp_path):
     assert "fc.weight: (8, 256) vs (16, 256)" in msg and "another shape" in msg
     with pytest.raises(DataError, match="does not exist"):
         _train(engine, tmp_path / "run", max_steps=1, init=str(tmp_path / "nope.pt"))
+
+
+def test_check_settings_finds_bad_devices_and_init_files_before_training(engine, tmp_path):
+    engine.check_settings(TrainSettings(device="cpu"))
+    with pytest.raises(ConfigError, match="is not a torch device"):
+        engine.check_settings(TrainSettings(device="gpu"))
+    with pytest.raises(ConfigError, match="holds no data"):
+        engine.check_settings(TrainSettings(device="meta"))
+    with pytest.raises(ConfigError, match="CUDA device"):
+        engine.check_settings(TrainSettings(device="cuda:99"))
+    with pytest.raises(DataError, match="does not exist"):
+        engine.check_settings(TrainSettings(init=str(tmp_path / "nope.pt")))
+    # init is only read when the run trains
+    engine.check_settings(TrainSettings(init=str(tmp_path / "nope.pt")), training=False)
+    good = engine.save_model(TinyNet(), tmp_path / "good.pt")
+    engine.check_settings(TrainSettings(init=str(good)))
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", b"checkpoint\n", b"", b"PK\x03\x04 torn zip"])
+def test_an_unreadable_checkpoint_never_suggests_unsafe_loading(engine, tmp_path, content):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        engine.check_settings(TrainSettings(init=str(path)))
+    msg = str(err.value)
+    assert msg.startswith(f"checkpoint {path} is not a PyTorch weights file") and "\n" not in msg
+    assert "weights_only" not in msg.replace("weights_only=True", "") and "False" not in msg
 
 
 def test_save_and_load_model_roundtrip(engine, tmp_path):

@@ -63,7 +63,8 @@ def test_four_models_listed_with_metadata(registry):
     assert "template depth" in depth.meta["depth_labels"] and "3D face alignment" in depth.meta["depth_labels"]
     mf = registry.get("liveness", "minifasnet")
     assert mf.meta["input"] == "full_image" and "BGR" in mf.meta["normalisation"]
-    assert [w.sha256 for w in mf.weights] == ["a5eb02e1843f19b5", "84ee1d37d96894d5"]
+    assert [w.sha256 for w in mf.weights] == ["a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0",
+                                            "84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990"]
 
 
 def test_options_are_validated(registry):
@@ -137,3 +138,84 @@ def test_lbp_features_shape():
     assert np.sum(f[:59] ** 2) == pytest.approx(1.0, abs=1e-5)
     g = lbp_features(img, LbpSvmOptions(size=48, colour_spaces="gray", scales="8,1"))
     assert g.shape == (59,)
+
+
+def _fitted_lbp_svm(registry, kernel="rbf"):
+    imgs, y, sp = _crops(48)
+    opts = {"size": "48", "scales": "8,1", "kernel": kernel}
+    model = registry.build("liveness", "lbp_svm", opts)
+    model.fit(imgs, y, species=sp, progress=False)
+    return model, opts, imgs, y
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_lbp_svm_scores_are_sklearns_decision_function(registry, kernel):
+    """The arrays the checkpoint stores score exactly as the scikit-learn pipeline they came from."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    model, _opts, imgs, y = _fitted_lbp_svm(registry, kernel)
+    x = model.features(imgs)
+    o = model.options
+    ref = make_pipeline(StandardScaler(), SVC(C=o.c, kernel=o.kernel, gamma=o.gamma, class_weight="balanced"))
+    ref.fit(x, y)
+    np.testing.assert_allclose(model.score(imgs), ref.decision_function(x), rtol=1e-9, atol=1e-9)
+
+
+class _Payload:
+    """Unpickling this runs ``exec``: it creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import builtins
+
+        return builtins.exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def test_lbp_svm_refuses_a_malicious_pickle_without_running_it(registry, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "lbp_svm.pkl"
+    evil.write_bytes(pickle.dumps({"format": "facebench-lbp_svm-1", "model": _Payload(marker)}))
+    pickle.loads(pickle.dumps(_Payload(tmp_path / "control")))  # the payload does run when unpickled
+    assert (tmp_path / "control").exists()
+    with pytest.raises(DataError, match="not an lbp_svm checkpoint.*refusing to read it"):
+        registry.build("liveness", "lbp_svm", {"size": "48", "scales": "8,1"}).load(evil)
+    assert not marker.exists()
+
+
+def test_lbp_svm_refuses_unknown_npz_content(registry, tmp_path):
+    import io
+
+    from harness.results import atomic_write_bytes
+
+    model, opts, imgs, _y = _fitted_lbp_svm(registry)
+    good = model.save(tmp_path / "good.ckpt")
+    with np.load(good, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+
+    def write(name, **change):
+        buf = io.BytesIO()
+        np.savez(buf, **{**arrays, **change})
+        return atomic_write_bytes(tmp_path / name, buf.getvalue())
+
+    fresh = registry.build("liveness", "lbp_svm", opts)
+    np.testing.assert_array_equal(fresh.load(good).score(imgs), model.score(imgs))
+    marker = tmp_path / "pwned"
+    obj = np.empty(1, object)
+    obj[0] = _Payload(marker)
+    with pytest.raises(DataError, match="refusing to read it"):  # an object array is a pickle inside
+        fresh.load(write("obj.ckpt", mean=obj))
+    assert not marker.exists()
+    with pytest.raises(DataError, match="holds arrays"):
+        fresh.load(write("extra.ckpt", extra=np.zeros(2)))
+    with pytest.raises(DataError, match="inconsistent shapes"):
+        fresh.load(write("shape.ckpt", scale=np.ones(3)))
+    with pytest.raises(DataError, match="finite float64"):
+        fresh.load(write("nan.ckpt", mean=np.full_like(arrays["mean"], np.nan)))
+    with pytest.raises(DataError, match="saved with options"):
+        registry.build("liveness", "lbp_svm", {"size": "32", "scales": "8,1"}).load(good)

@@ -1,0 +1,786 @@
+"""Confidence intervals for verification metrics: bootstrap and binomial.
+
+Pure numpy / scipy.  Three kinds of interval:
+
+* **Bootstrap** (:func:`verification_intervals`, :func:`bootstrap`):
+  percentile or BCa (Efron and Tibshirani 1993, ch. 13-14; the BCa
+  acceleration from the jackknife exactly as ``scipy.stats.bootstrap``),
+  seeded, ``B = 1000`` replicates by default, with a stated resampling
+  **unit**:
+
+  - ``"pairs"``: pairs are drawn with replacement *within each stratum*
+    (genuine and impostor separately, and within each fold when folds are
+    given), so every replicate keeps the class and fold sizes.  Right when
+    pairs are independent; it ignores that pairs sharing a person are
+    correlated and then under-covers.
+  - ``"subjects"``: identities are drawn with replacement and carry their
+    pairs with them -- the "subsets bootstrap" of Bolle, Ratha and Pankanti
+    (*Error analysis of pattern recognition systems -- the subsets
+    bootstrap*, CVIU 93, 2004).  A pair belongs to **both** its subjects:
+    if subject ``a`` is drawn ``c_a`` times, a genuine pair of ``a`` gets
+    weight ``c_a`` and an impostor pair ``(a, b)`` weight ``c_a * c_b``
+    (kept only when both subjects were drawn, counted with multiplicity).
+    This is Owen's *pigeonhole bootstrap* for crossed data (Ann. Appl.
+    Stat. 1, 2007; Owen and Eckles, Ann. Appl. Stat. 6, 2012), which is
+    mean-consistent and mildly conservative; Schuckers' two-instance
+    bootstrap for FMR (*Computational Methods in Biometric
+    Authentication*, 2010) uses the same rule.  Li et al. (*Second-level
+    partition for estimating FAR confidence intervals*, 2009) show that
+    subsets formed from one subject only under-cover FAR, which is why
+    the owner-only alternative is not used.
+
+  Replicates are **vectorised**: a design turns B draws into a (B, pairs)
+  weight matrix (``rng.integers`` + ``np.bincount``), and every statistic
+  is computed for a block of replicates at once from weighted cumulative
+  counts over the scores sorted once.  A replicate equals the metric
+  evaluated on the materialised resample (``np.repeat(scores, weights)``),
+  threshold re-selection of the k-fold accuracy included.
+
+* **Exact binomial** (:func:`clopper_pearson`) and **Wilson**
+  (:func:`wilson`) intervals for an error rate counted at a fixed threshold,
+  and the **rule of three** (:func:`rule_of_three`; Hanley and
+  Lippman-Hand, JAMA 249, 1983): with 0 errors in n trials the one-sided
+  95 % upper bound is about 3/n.  They assume independent trials.
+
+* :func:`attach_intervals` fills the ``ci`` of the headline metrics of a
+  :func:`~harness.metrics.report.verification_summary` (accuracy,
+  ``tar_at_far_*``, ``eer``, ``auc``, ``far_at_eer_threshold``,
+  ``frr_at_eer_threshold``): ``ci = [low, high]`` (the schema's pair, which
+  reports render) and ``meta["ci"] = {low, high, level, method, unit, B,
+  seed}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from harness.metrics._checks import MetricInputError, check_pair, check_rate
+
+__all__ = [
+    "DEFAULT_B",
+    "Design",
+    "Interval",
+    "METHODS",
+    "UNITS",
+    "attach_intervals",
+    "bca_interval",
+    "bootstrap",
+    "clopper_pearson",
+    "error_rate_interval",
+    "pair_design",
+    "percentile_interval",
+    "rule_of_three",
+    "subject_design",
+    "verification_intervals",
+    "wilson",
+]
+
+DEFAULT_B = 1000
+UNITS = ("pairs", "subjects")
+METHODS = ("percentile", "bca")
+BINOMIAL_METHODS = ("clopper-pearson", "wilson")
+#: Jackknife groups per stratum for BCa; more units are split into this many groups.
+JACKKNIFE_GROUPS = 1000
+#: Elements of one (replicates, pairs) weight block; bounds memory (~32 MB of int64).
+BLOCK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval and how it was made.
+
+    :param unit: the resampling unit (``pairs`` / ``subjects``), or
+        ``trials`` for a binomial interval.
+    :param B: bootstrap replicates asked for (None for binomial intervals).
+    :param extra: e.g. ``invalid`` (replicates where the metric was
+        undefined and that were left out), ``rule_of_3``.
+    """
+
+    low: float
+    high: float
+    level: float
+    method: str
+    unit: str
+    B: int | None = None
+    seed: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"low": float(self.low), "high": float(self.high), "level": self.level, "method": self.method,
+             "unit": self.unit, "B": self.B, "seed": self.seed}
+        d.update(self.extra)
+        return d
+
+
+def _check_level(level: float) -> float:
+    try:
+        v = float(level)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"level: {level!r} is not a number; expected e.g. 0.95") from None
+    if not 0.0 < v < 1.0:
+        raise MetricInputError(f"level: {level!r} is outside (0, 1); expected e.g. 0.95")
+    return v
+
+
+# -- binomial intervals ------------------------------------------------------
+def _check_counts(k: int, n: int) -> tuple[int, int]:
+    if int(n) != n or n < 1:
+        raise MetricInputError(f"n: {n!r}; expected a whole number of trials >= 1")
+    if int(k) != k or not 0 <= k <= n:
+        raise MetricInputError(f"k: {k!r}; expected a whole number of errors in [0, n={n}]")
+    return int(k), int(n)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson 1934) interval for a proportion k/n:
+    ``Beta(a/2; k, n-k+1)`` to ``Beta(1-a/2; k+1, n-k)``, 0 / 1 at the ends."""
+    from scipy.stats import beta
+
+    k, n = _check_counts(k, n)
+    a = 1.0 - _check_level(level)
+    low = 0.0 if k == 0 else float(beta.ppf(a / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a / 2, k + 1, n - k))
+    return low, high
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson (1927) score interval, no continuity correction:
+    ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``."""
+    from scipy.special import ndtri
+
+    k, n = _check_counts(k, n)
+    z = float(ndtri(0.5 + _check_level(level) / 2))
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rule_of_three(n: int, level: float = 0.95) -> float:
+    """One-sided upper bound on a rate when 0 errors were seen in ``n``
+    independent trials: ``-ln(1 - level) / n`` (2.996/n ~ 3/n at 95 %),
+    the large-n form of the exact ``1 - (1 - level)**(1/n)``."""
+    _, n = _check_counts(0, n)
+    return -math.log(1.0 - _check_level(level)) / n
+
+
+def error_rate_interval(k: int, n: int, level: float = 0.95, method: str = "clopper-pearson") -> Interval:
+    """Binomial interval for ``k`` errors in ``n`` trials (unit ``trials``);
+    with ``k == 0`` the rule-of-three bound is added as ``rule_of_3``."""
+    if method not in BINOMIAL_METHODS:
+        raise MetricInputError(f"method: {method!r} is not one of {', '.join(BINOMIAL_METHODS)}")
+    low, high = (clopper_pearson if method == "clopper-pearson" else wilson)(k, n, level)
+    extra: dict[str, Any] = {"errors": int(k), "n": int(n)}
+    if k == 0:
+        extra["rule_of_3"] = rule_of_three(n, level)
+    return Interval(low, high, float(level), method, "trials", None, None, extra)
+
+
+# -- resampling designs -------------------------------------------------------
+@dataclass(frozen=True)
+class Design:
+    """How bootstrap replicates reweight pairs.
+
+    Units (pairs or subjects) are drawn with replacement within each
+    stratum; pair ``i`` gets weight ``c[unit_a[i]] * c[unit_b[i]]``, where
+    ``unit_b[i] == n_units`` (a pair with one subject, e.g. genuine) stands
+    for a count of 1.
+
+    Weights are int32 (a product of two counts stays far below 2**31);
+    everything summed from them is accumulated in int64.
+
+    :param unit: ``"pairs"`` or ``"subjects"``.
+    :param unit_a, unit_b: (pairs,) unit index of each pair's subjects
+        (``unit_b``: ``n_units`` when the pair has one).
+    :param stratum: (units,) stratum of each unit.
+    :param direct: unit ``i`` is pair ``i`` (a pair design): the counts
+        are the weights.
+    """
+
+    unit: str
+    unit_a: np.ndarray
+    unit_b: np.ndarray
+    stratum: np.ndarray
+    direct: bool = False
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.unit_a.size)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.stratum.size)
+
+    def take(self, idx: np.ndarray) -> "Design":
+        """The same design with its pairs reordered / selected by ``idx``.
+        A pair design is renumbered so unit ``i`` stays pair ``i`` (its
+        units are exchangeable within a stratum: the same distribution, and
+        no random-access gather of the counts)."""
+        if self.direct:
+            new = np.arange(np.asarray(idx).size)
+            return Design(self.unit, new, new, self.stratum[self.unit_a[idx]], True)
+        return Design(self.unit, self.unit_a[idx], self.unit_b[idx], self.stratum)
+
+    def _pair_weights(self, c: np.ndarray) -> np.ndarray:
+        c = c.astype(np.int32, copy=False)
+        if self.direct:
+            return c
+        w = np.take(c, self.unit_a, axis=1)
+        ones = np.ones((c.shape[0], 1), dtype=np.int32)
+        w *= np.take(np.concatenate([c, ones], axis=1), self.unit_b, axis=1)
+        return w
+
+    def weights(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """(size, pairs) int32 weights of ``size`` replicates."""
+        strata = np.unique(self.stratum)
+        c = None if strata.size == 1 else np.empty((size, self.n_units), dtype=np.int32)
+        for s in strata:
+            members = np.flatnonzero(self.stratum == s)
+            m = members.size
+            draws = rng.integers(0, m, (size, m))
+            draws += (np.arange(size) * m)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)
+            if c is None:
+                c = counts
+            else:
+                c[:, members] = counts
+        return self._pair_weights(c)
+
+    def jackknife_groups(self, max_groups: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(group_of_unit, stratum_of_group)``: leave-one-unit-out within
+        each stratum, or, for a stratum with more than ``max_groups`` units,
+        leave-one-group-out over ``max_groups`` seeded random groups."""
+        group = np.empty(self.n_units, dtype=np.int64)
+        g_stratum = []
+        start = 0
+        for s in np.unique(self.stratum):
+            members = np.flatnonzero(self.stratum == s)
+            g = min(members.size, max_groups)
+            ids = np.arange(members.size) % g
+            if g < members.size:
+                ids = rng.permutation(ids)
+            group[members] = start + ids
+            g_stratum.extend([s] * g)
+            start += g
+        return group, np.asarray(g_stratum)
+
+    def jackknife_weights(self, group: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(rows, pairs) 0/1 weights leaving out the groups ``rows``."""
+        return self._pair_weights(group[None, :] != rows[:, None])
+
+
+def _codes(values: object) -> np.ndarray:
+    """A 1-D array of unit names: numbers stay numbers, anything else is text."""
+    a = np.asarray(values).reshape(-1)
+    return a if a.dtype.kind in "biu" else a.astype(str)
+
+
+def pair_design(n: int, strata: object = None) -> Design:
+    """Each pair is a unit, drawn within its stratum (e.g. label, or
+    ``(fold, label)``); ``strata=None`` is one stratum."""
+    if n < 1:
+        raise MetricInputError(f"n: {n}; a bootstrap needs at least one pair")
+    if strata is None:
+        st = np.zeros(n, dtype=np.int64)
+    else:
+        st = np.unique(_codes(strata), return_inverse=True)[1].reshape(-1)
+        if st.size != n:
+            raise MetricInputError(f"strata: {st.size} entries for {n} pairs; expected one per pair")
+    idx = np.arange(n)
+    return Design("pairs", idx, idx, st, True)
+
+
+def subject_design(subject_a: object, subject_b: object = None) -> Design:
+    """Subjects are the units (one stratum).  ``subject_b`` is the second
+    subject of each pair (equal to ``subject_a`` for a genuine pair); give
+    ``subject_a`` alone when each pair belongs to one subject."""
+    a = _codes(subject_a)
+    b = a if subject_b is None else _codes(subject_b)
+    if a.size != b.size:
+        raise MetricInputError(f"subject_a and subject_b differ in length ({a.size} vs {b.size})")
+    if a.size == 0:
+        raise MetricInputError("subject_a: is empty; a bootstrap needs at least one pair")
+    if a.dtype.kind != b.dtype.kind:
+        a, b = a.astype(str), b.astype(str)
+    names, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    inv = inv.reshape(-1)
+    ua, ub = inv[: a.size], inv[a.size:]
+    ub = np.where(ua == ub, names.size, ub)  # one subject: a count of 1
+    return Design("subjects", ua, ub, np.zeros(names.size, dtype=np.int64))
+
+
+# -- interval rules ----------------------------------------------------------
+def _finite(replicates: object) -> tuple[np.ndarray, int]:
+    r = np.asarray(replicates, dtype=np.float64).reshape(-1)
+    ok = np.isfinite(r)
+    return r[ok], int(r.size - ok.sum())
+
+
+def percentile_interval(replicates: object, level: float = 0.95) -> tuple[float, float]:
+    """Efron's percentile interval: the ``(1-level)/2`` and ``(1+level)/2``
+    quantiles of the replicates (linear interpolation, as
+    ``scipy.stats.bootstrap``); non-finite replicates are left out."""
+    r, _ = _finite(replicates)
+    if r.size == 0:
+        raise MetricInputError("replicates: none is finite; the metric is undefined in every resample")
+    a = (1.0 - _check_level(level)) / 2
+    lo, hi = np.percentile(r, [100 * a, 100 * (1 - a)])
+    return float(lo), float(hi)
+
+
+def bca_interval(replicates: object, estimate: float, jackknife: Sequence[object],
+                 level: float = 0.95) -> tuple[float, float]:
+    """Bias-corrected and accelerated interval (Efron 1987).
+
+    ``z0 = Φ⁻¹(share of replicates below the estimate, ties counting ½)``;
+    the acceleration ``a`` comes from the jackknife values, one array per
+    stratum, combined as ``scipy.stats.bootstrap`` combines samples:
+    ``U = (n-1)(mean - θ_(i))``, ``a = Σ_s ΣU³/n_s³ / (6 (Σ_s ΣU²/n_s²)^1.5)``.
+    The interval is the ``Φ(z0 + (z0+z)/(1-a(z0+z)))`` quantiles for
+    ``z = Φ⁻¹((1∓level)/2)``.  Falls back to :func:`percentile_interval`
+    when ``z0`` or ``a`` is not finite (all replicates on one side).
+    """
+    from scipy.special import ndtr, ndtri
+
+    r, _ = _finite(replicates)
+    if r.size == 0:
+        raise MetricInputError("replicates: none is finite; the metric is undefined in every resample")
+    alpha = (1.0 - _check_level(level)) / 2
+    z0 = float(ndtri((np.count_nonzero(r < estimate) + np.count_nonzero(r <= estimate)) / (2.0 * r.size)))
+    num = den = 0.0
+    for jk in jackknife:
+        j, _ = _finite(jk)
+        if j.size < 2:
+            continue
+        n = float(j.size)
+        u = (n - 1) * (j.mean() - j)
+        num += float(np.sum(u ** 3)) / n ** 3
+        den += float(np.sum(u ** 2)) / n ** 2
+    a = num / (6.0 * den ** 1.5) if den > 0 else 0.0
+    if not (math.isfinite(z0) and math.isfinite(a)):
+        return percentile_interval(r, level)
+    za = float(ndtri(alpha))
+    q = []
+    for z in (za, -za):
+        q.append(float(ndtr(z0 + (z0 + z) / (1 - a * (z0 + z)))))
+    lo, hi = np.percentile(r, [100 * q[0], 100 * q[1]])
+    return float(lo), float(hi)
+
+
+# -- the bootstrap engine ---------------------------------------------------
+Statistic = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+def _check_run(B: int, method: str, level: float) -> float:
+    if int(B) != B or B < 1:
+        raise MetricInputError(f"B: {B!r}; expected a whole number of replicates >= 1 (default {DEFAULT_B})")
+    if method not in METHODS:
+        raise MetricInputError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    return _check_level(level)
+
+
+def _blocks(total: int, n_pairs: int) -> Iterable[int]:
+    step = max(1, BLOCK // max(n_pairs, 1))
+    for start in range(0, total, step):
+        yield min(step, total - start)
+
+
+def _jackknife(statistic: Statistic, design: Design, seed: int, keys: list[str]) -> dict[str, list]:
+    """Leave-one-unit (or group) -out values of each statistic, one array per stratum."""
+    group, g_stratum = design.jackknife_groups(JACKKNIFE_GROUPS, np.random.default_rng([seed, 1]))
+    vals: dict[str, list] = {k: [] for k in keys}
+    start = 0
+    for size in _blocks(g_stratum.size, design.n_pairs):
+        for k, v in statistic(design.jackknife_weights(group, np.arange(start, start + size))).items():
+            vals[k].append(v)
+        start += size
+    out = {}
+    for k, v in vals.items():
+        allv = np.concatenate(v)
+        out[k] = [allv[g_stratum == s] for s in np.unique(g_stratum)]
+    return out
+
+
+def _run(statistic: Statistic, design: Design, B: int, seed: int, level: float,
+         method: str) -> dict[str, Interval]:
+    """Intervals of every statistic ``statistic`` returns, from one set of draws."""
+    level = _check_run(B, method, level)
+    rng = np.random.default_rng(seed)
+    ones = np.ones((1, design.n_pairs), dtype=np.int64)
+    estimate = {k: float(v[0]) for k, v in statistic(ones).items()}
+    reps: dict[str, list] = {k: [] for k in estimate}
+    for size in _blocks(B, design.n_pairs):
+        for k, v in statistic(design.weights(rng, size)).items():
+            reps[k].append(v)
+    jack = _jackknife(statistic, design, seed, list(estimate)) if method == "bca" else {}
+    out = {}
+    for k, est in estimate.items():
+        r = np.concatenate(reps[k])
+        if not math.isfinite(est):
+            continue
+        finite, invalid = _finite(r)
+        if finite.size == 0:
+            continue
+        if method == "bca":
+            lo, hi = bca_interval(finite, est, jack[k], level)
+        else:
+            lo, hi = percentile_interval(finite, level)
+        extra = {"invalid": invalid} if invalid else {}
+        out[k] = Interval(lo, hi, level, method, design.unit, int(B), int(seed), extra)
+    return out
+
+
+def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], design: Design, *, B: int = DEFAULT_B,
+              seed: int = 0, level: float = 0.95, method: str = "percentile") -> Interval:
+    """Interval of one vectorised statistic: ``statistic(W)`` maps a
+    (replicates, pairs) weight matrix to (replicates,) values; with
+    all-ones weights it must give the estimate.  Example, the mean::
+
+        bootstrap(lambda w: w @ x / w.sum(1), pair_design(x.size))
+
+    With one stratum and ``method`` / ``B`` / a seeded generator equal,
+    the replicates are those of ``scipy.stats.bootstrap`` (same index draws).
+    """
+    res = _run(lambda w: {"v": np.asarray(statistic(w), dtype=np.float64)}, design, B, seed, level, method)
+    if "v" not in res:
+        raise MetricInputError("statistic: undefined (not finite) on the data or in every resample")
+    return res["v"]
+
+
+class _Sorted:
+    """Scores sorted once (ascending) with their tie groups."""
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        self.values = scores
+        self.is_gen = labels
+        change = np.empty(scores.size, dtype=bool)
+        change[0] = True
+        np.not_equal(scores[1:], scores[:-1], out=change[1:])
+        self.starts = np.flatnonzero(change)
+        self.ties = self.starts.size < scores.size
+
+    def class_weights(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Genuine and impostor weight per distinct score (ascending)."""
+        wg = w * self.is_gen
+        wi = w - wg
+        if self.ties:
+            wg = np.add.reduceat(wg, self.starts, axis=1)
+            wi = np.add.reduceat(wi, self.starts, axis=1)
+        return wg, wi
+
+
+def _starts(v: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+
+
+def _first(n_rows: int, n_cols: int, pred: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Per row, the first column where the monotone (False..., True...)
+    ``pred(column index per row)`` holds (``n_cols`` if none): a bisection
+    run on all rows at once, ``log2(n_cols)`` steps of ``n_rows`` lookups."""
+    lo = np.zeros(n_rows, dtype=np.int64)
+    hi = np.full(n_rows, n_cols, dtype=np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = np.minimum((lo + hi) // 2, n_cols - 1)
+        p = pred(mid)
+        hi = np.where(active & p, mid, hi)
+        lo = np.where(active & ~p, mid + 1, lo)
+
+
+def _acc_dtype(w: np.ndarray) -> type:
+    """int32 for running sums of ``w`` when they cannot overflow (the fast
+    path: no casting inside ``cumsum``), else int64."""
+    return np.int32 if w.shape[1] * int(w.max(initial=0)) < 2**31 - 1 else np.int64
+
+
+def _roc_stats(wg: np.ndarray, wi: np.ndarray, far_targets: Sequence[float], acc: type) -> dict[str, np.ndarray]:
+    """TAR@FAR (strict), interpolated EER and AUC per row, exactly as
+    :class:`~harness.metrics.verification.Roc` computes them on the
+    materialised resample.  ``wg`` / ``wi``: (c, K) genuine / impostor
+    weight per distinct score, ascending."""
+    c, k = wg.shape
+    gd, idd = wg[:, ::-1], wi[:, ::-1]  # descending thresholds
+    tp = np.zeros((c, k + 1), dtype=acc)  # accepted weight from +inf down
+    fp = np.zeros((c, k + 1), dtype=acc)
+    np.cumsum(gd, axis=1, dtype=acc, out=tp[:, 1:])
+    np.cumsum(idd, axis=1, dtype=acc, out=fp[:, 1:])
+    rows = np.arange(c)
+    ng = tp[:, -1].astype(np.float64)
+    ni = fp[:, -1].astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in far_targets:
+            # the largest false-accept count f with f / ni <= t, in Roc's float arithmetic
+            fmax = np.floor(t * ni)
+            fmax = np.where((fmax + 1) / ni <= t, fmax + 1, fmax)
+            fmax = np.where(fmax / ni > t, fmax - 1, fmax)
+            j = _first(c, k + 1, lambda m: fp[rows, m] > fmax) - 1
+            out[f"tar_at_far:{t!r}"] = tp[rows, np.maximum(j, 0)] / ng
+
+        def g(m: np.ndarray) -> np.ndarray:  # tar + far - 1, nondecreasing along a row
+            return tp[rows, m] / ng + fp[rows, m] / ni - 1.0
+
+        i = np.clip(_first(c, k + 1, lambda m: g(m) >= 0), 1, k)
+        g0, g1 = g(i - 1), g(i)
+        lam = np.where(g1 == g0, 0.0, -g0 / (g1 - g0))
+        f0, f1 = fp[rows, i - 1] / ni, fp[rows, i] / ni
+        out["eer"] = f0 + lam * (f1 - f0)
+        # trapezoids: sum_k dfp_k (tp_k + tp_{k-1}) with tp_k = tp_{k-1} + wg_k
+        area2 = (2 * np.einsum("ij,ij->i", idd, tp[:, :-1], dtype=np.int64)
+                 + np.einsum("ij,ij->i", idd, gd, dtype=np.int64))
+        out["auc"] = area2 / (2.0 * ng * ni)
+        bad = (ng == 0) | (ni == 0)
+        if bad.any():
+            for v in out.values():
+                v[bad] = np.nan
+    return out
+
+
+class _Fold:
+    """One k-fold split, precomputed for weighted threshold selection."""
+
+    def __init__(self, data: _Sorted, train: np.ndarray, test: np.ndarray) -> None:
+        self.train, self.test = train, test
+        v = data.values[train]
+        self.starts = _starts(v)
+        self.u = v[self.starts]
+        self.sign = np.where(data.is_gen[train], 1, -1).astype(np.int32)
+        self.s_test = data.values[test]
+        self.gen_test = data.is_gen[test]
+
+
+def _drawn(wt: np.ndarray, start: np.ndarray, step: int) -> np.ndarray:
+    """Per row, the first index from ``start`` on (moving by ``step``) whose
+    weight is positive; -1 or ``m`` past the ends.  Runs of undrawn scores
+    are short, so this loops a few times over the rows still looking."""
+    rows = np.arange(wt.shape[0])
+    m = wt.shape[1]
+    pos = np.asarray(start, dtype=np.int64).copy()
+    todo = (pos >= 0) & (pos < m)
+    todo[todo] = wt[rows[todo], pos[todo]] == 0
+    while todo.any():
+        pos[todo] += step
+        todo &= (pos >= 0) & (pos < m)
+        r = rows[todo]
+        todo[r] = wt[r, pos[r]] == 0
+    return pos
+
+
+def _fold_accuracy(fold: _Fold, w: np.ndarray, tie: str, acc: type) -> np.ndarray:
+    """Accuracy on the test fold with the threshold re-chosen on the
+    weighted training folds -- :func:`~harness.metrics.lfw.kfold_accuracy_from_scores`
+    on the materialised resample: candidates are the smallest drawn score,
+    midpoints between consecutive *drawn* distinct scores and just above
+    the largest.
+
+    Slot ``j`` (0..m) is a threshold between ``u[j-1]`` and ``u[j]``; its
+    correct count is ``I + S[m-j]`` with ``S[k]`` the signed weight
+    (genuine +1, impostor -1) of the top ``k`` distinct scores, kept in
+    descending order so that the first best (``argmax``, on a contiguous
+    array) is the highest threshold.  An undrawn ``u[l]`` repeats the
+    count of slot ``l+1``, so the best slots found over all slots map to
+    drawn ones by a short scan over the undrawn run (:func:`_drawn`).
+    """
+    c = w.shape[0]
+    wt = w[:, fold.train]
+    d = wt * fold.sign
+    if fold.starts.size < wt.shape[1]:
+        d = np.add.reduceat(d, fold.starts, axis=1)
+        wt = np.add.reduceat(wt, fold.starts, axis=1)
+    m = fold.u.size
+    top = np.zeros((c, m + 1), dtype=acc)  # top[:, k]: slot m - k
+    np.cumsum(d[:, ::-1], axis=1, dtype=acc, out=top[:, 1:])
+    if tie == "highest":  # the highest best slot is always a drawn one (or m)
+        j = m - np.argmax(top, axis=1)
+    elif tie == "lowest":  # the lowest best slot, moved up to the drawn index it stands for
+        j = _drawn(wt, np.argmax(top[:, ::-1], axis=1), +1)  # top reversed: slots ascending
+    else:
+        best = (top == top.max(axis=1, keepdims=True))[:, ::-1]  # ascending slots
+        best[:, :m] &= wt > 0
+        want = (np.count_nonzero(best, axis=1) - 1) // 2
+        j = np.argmax(np.cumsum(best, axis=1) > want[:, None], axis=1)
+    prev = _drawn(wt, j - 1, -1)  # last drawn index below slot j (-1: none)
+    last = _drawn(wt, np.full(c, m - 1), -1)
+    u = fold.u
+    a = u[np.maximum(prev, 0)]
+    b = u[np.minimum(j, m - 1)]
+    mid = a + (b - a) / 2.0
+    mid = np.where(mid <= a, b, mid)
+    t = np.where(prev < 0, b, mid)
+    t = np.where(j == m, np.nextafter(u[np.maximum(last, 0)], np.inf), t)
+    we = w[:, fold.test]
+    right = (fold.s_test[None, :] >= t[:, None]) == fold.gen_test[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.einsum("ij,ij->i", we, right, dtype=np.int64) / we.sum(axis=1)
+    share[last < 0] = np.nan
+    return share
+
+
+def _verification_statistic(data: _Sorted, far_targets: Sequence[float], thresholds: Mapping[str, float],
+                            folds: Sequence[_Fold], tie: str) -> Statistic:
+    """One function computing every verification statistic for a weight block."""
+    pos = {k: int(np.searchsorted(data.values, t, side="left")) for k, t in thresholds.items()}
+
+    def stat(w: np.ndarray) -> dict[str, np.ndarray]:
+        acc = _acc_dtype(w)
+        wg, wi = data.class_weights(w)
+        out = _roc_stats(wg, wi, far_targets, acc)
+        if thresholds:
+            gen_w = w * data.is_gen
+            ng, ni = gen_w.sum(axis=1), w.sum(axis=1) - gen_w.sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for k, p in pos.items():
+                    g_acc = gen_w[:, p:].sum(axis=1)
+                    out[f"far:{k}"] = (w[:, p:].sum(axis=1) - g_acc) / ni
+                    out[f"frr:{k}"] = (ng - g_acc) / ng
+        if folds:
+            out["accuracy"] = np.mean(np.stack([_fold_accuracy(f, w, tie, acc) for f in folds], axis=1), axis=1)
+        return out
+
+    return stat
+
+
+def _design_for(n: int, labels: np.ndarray, folds: np.ndarray | None, unit: str,
+                subject_a: object, subject_b: object) -> Design:
+    if unit not in UNITS:
+        raise MetricInputError(f"unit: {unit!r} is not one of {', '.join(UNITS)}")
+    if unit == "pairs":
+        strata = labels.astype(np.int64) if folds is None else folds.astype(np.int64) * 2 + labels
+        return pair_design(n, strata)
+    if subject_a is None:
+        raise MetricInputError("unit: 'subjects' needs subject_a (and subject_b for impostor pairs); "
+                               "give the identities of each pair or use unit='pairs'")
+    d = subject_design(subject_a, subject_b)
+    if d.n_pairs != n:
+        raise MetricInputError(f"subject_a: {d.n_pairs} entries for {n} scores; expected one per pair")
+    return d
+
+
+def verification_intervals(
+    scores: object,
+    labels: object,
+    *,
+    folds: object = None,
+    subject_a: object = None,
+    subject_b: object = None,
+    unit: str = "pairs",
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    far_targets: Sequence[float] = (),
+    thresholds: Mapping[str, float] | None = None,
+    tie: str = "highest",
+) -> dict[str, Interval]:
+    """Bootstrap intervals of verification metrics, all from one set of draws.
+
+    Keys of the result: ``eer``, ``auc``, ``tar_at_far:<target>`` (strict
+    rule), ``far:<name>`` / ``frr:<name>`` for each named threshold in
+    ``thresholds`` (the threshold held fixed) and, with ``folds``,
+    ``accuracy`` (k-fold, the threshold re-chosen in every replicate with
+    the ``tie`` rule).  A metric undefined on the data is left out;
+    replicates where it is undefined (a class or a fold drawn empty) are
+    dropped and counted as ``invalid``.
+
+    :param unit: ``"pairs"`` (drawn within label and fold) or
+        ``"subjects"`` (needs ``subject_a``; ``subject_b`` for pairs of two
+        people -- see the module docstring for the weighting rule).
+    """
+    s, y = check_pair(scores, labels)
+    if tie not in ("highest", "lowest", "middle"):
+        raise MetricInputError(f"tie: {tie!r} is not one of highest, lowest, middle")
+    targets = [check_rate(t, "far_targets") for t in far_targets]
+    f = None
+    if folds is not None:
+        f = np.unique(np.asarray(folds).reshape(-1), return_inverse=True)[1].reshape(-1)
+        if f.size != s.size:
+            raise MetricInputError(f"folds: {f.size} entries for {s.size} scores; expected one per pair")
+        if f.max() < 1:
+            raise MetricInputError("folds: 1 distinct fold id; expected at least 2")
+    design = _design_for(s.size, y, f, unit, subject_a, subject_b)
+    order = np.argsort(s, kind="stable")
+    data = _Sorted(s[order], y[order])
+    kfolds = []
+    if f is not None:
+        fs = f[order]
+        kfolds = [_Fold(data, np.flatnonzero(fs != k), np.flatnonzero(fs == k)) for k in range(int(f.max()) + 1)]
+    stat = _verification_statistic(data, targets, dict(thresholds or {}), kfolds, tie)
+    return _run(stat, design.take(order), B, seed, level, method)
+
+
+# -- attaching intervals to a summary ---------------------------------------
+_BOOT_NAMES = {"accuracy", "eer", "auc"}
+_RATE_AT_THRESHOLD = {"far_at_eer_threshold": "far", "frr_at_eer_threshold": "frr"}
+
+
+def attach_intervals(
+    metrics: list[dict],
+    scores: object,
+    labels: object,
+    *,
+    folds: object = None,
+    subject_a: object = None,
+    subject_b: object = None,
+    unit: str = "pairs",
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    binomial: str = "clopper-pearson",
+    tie: str = "highest",
+) -> list[dict]:
+    """Fill ``ci`` (``[low, high]``) and ``meta["ci"]`` ({low, high, level,
+    method, unit, B, seed}) of the headline metrics in ``metrics`` (the
+    ``to_dict()`` records of :func:`~harness.metrics.report.verification_summary`),
+    in place; returns ``metrics``.
+
+    ``accuracy``, ``eer``, ``auc`` and defined strict ``tar_at_far_*``:
+    bootstrap with ``unit`` / ``method``.  ``far_at_eer_threshold`` /
+    ``frr_at_eer_threshold`` (an error rate at a threshold held fixed):
+    the ``binomial`` interval (exact Clopper-Pearson by default; with 0
+    errors the rule-of-three bound is added) when ``unit="pairs"``, since
+    it then assumes independent trials as the pair bootstrap does; the
+    subject bootstrap otherwise.  A TAR@FAR under the ``nearest`` rule gets
+    no interval (the vectorised bootstrap implements the strict rule).
+    """
+    s, y = check_pair(scores, labels)
+    targets, thresholds, by_name = {}, {}, {}
+    for m in metrics:
+        name = m.get("name", "")
+        meta = m.get("meta") or {}
+        if m.get("value") is None:
+            continue
+        if name.startswith("tar_at_far_") and meta.get("rule", "strict") == "strict":
+            t = float(name[len("tar_at_far_"):])
+            targets[f"tar_at_far:{t!r}"] = t
+            by_name[name] = f"tar_at_far:{t!r}"
+        elif name in _BOOT_NAMES and (name != "accuracy" or folds is not None):
+            by_name[name] = name
+        elif name in _RATE_AT_THRESHOLD and meta.get("threshold") is not None:
+            thresholds[name] = float(meta["threshold"])
+            by_name[name] = f"{_RATE_AT_THRESHOLD[name]}:{name}"
+    intervals = verification_intervals(
+        s, y, folds=folds, subject_a=subject_a, subject_b=subject_b, unit=unit, B=B, seed=seed, level=level,
+        method=method, far_targets=list(targets.values()),
+        thresholds={} if unit == "pairs" else thresholds, tie=tie)
+    if unit == "pairs":
+        for name, t in thresholds.items():
+            kind = _RATE_AT_THRESHOLD[name]
+            cls = ~y if kind == "far" else y
+            err = (s[cls] >= t) if kind == "far" else (s[cls] < t)
+            intervals[by_name[name]] = error_rate_interval(int(err.sum()), int(cls.sum()), level, binomial)
+    for m in metrics:
+        key = by_name.get(m.get("name", ""))
+        iv = intervals.get(key) if key else None
+        if iv is None:
+            continue
+        m["ci"] = [iv.low, iv.high]
+        m["meta"] = dict(m.get("meta") or {}, ci=iv.to_dict())
+    return metrics
