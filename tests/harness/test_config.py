@@ -48,7 +48,10 @@ def _registry():
         return [RecognizerSpec(name="dlib_resnet", summary="d", factory="a:b")]
 
     def data():
-        return [DatasetSpec(name=n, summary=n, factory="a:b") for n in ("synthetic", "lfw", "att")]
+        from facebench_plugins.datasets._options import SyntheticOptions
+
+        return [DatasetSpec(name=n, summary=n, factory="a:b", **({"options": SyntheticOptions} if n == "synthetic" else {}))
+                for n in ("synthetic", "lfw", "att")]
 
     for name, fn in dict(register_backbones=bb, register_losses=losses, register_detectors=dets,
                          register_recognizers=recs, register_datasets=data).items():
@@ -64,7 +67,7 @@ def test_default_is_one_trained_combination_on_synthetic():
     assert run.training == dataclasses.replace(TrainSettings(), **DEFAULT_RUN_TRAINING)
     # a setting the user gives wins over the default run's training
     (run,) = RunConfig(training={"lr": 0.05}).expand(_registry())
-    assert run.training == dataclasses.replace(TrainSettings(lr=0.05), **DEFAULT_RUN_TRAINING)
+    assert run.training == dataclasses.replace(TrainSettings(), **{**DEFAULT_RUN_TRAINING, "lr": 0.05})
     # a TrainSettings object is a complete schedule: nothing of the default run's
     (run,) = RunConfig(training=TrainSettings(epochs=2)).expand(_registry())
     assert run.training == TrainSettings(epochs=2)
