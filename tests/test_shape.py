@@ -36,3 +36,19 @@ def test_the_check_sees_a_long_function(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
     (tmp_path / "m.py").write_text(f"def long_one():\n{body}\n", encoding="utf-8")
     assert _long_functions(tmp_path, tmp_path) == [f"m.py:1 long_one ({MAX_LINES + 1} lines)"]
+
+
+def test_built_in_options_live_in_their_kinds_options_module():
+    """One home per kind: every built-in component's options class is defined
+    in an ``options`` (or ``_<x>_options``) module of its plugin package."""
+    from harness.registry import Registry
+
+    reg = Registry()
+    elsewhere = [
+        f"{kind}:{spec.name} -> {spec.options.__module__}"
+        for kind in reg.kinds() for spec in reg.specs(kind)
+        if getattr(spec, "options", None) is not None
+        and spec.options.__module__.startswith("facebench_plugins.")
+        and not spec.options.__module__.rsplit(".", 1)[-1].endswith("options")
+    ]
+    assert elsewhere == []

@@ -2,7 +2,7 @@
 
 :class:`OnnxRecognizer` takes aligned RGB uint8 crops (of its ``alignment``
 template; other sizes are resized to ``input_size``), applies the stated
-preprocessing (see :mod:`facebench_plugins.recognizers._onnx_spec`) and runs
+preprocessing (see :mod:`facebench_plugins.recognizers.options`) and runs
 the graph in batches.
 
 Batching follows the graph's first input dimension:
@@ -35,7 +35,7 @@ from harness.errors import ConfigError, DataError
 from harness.tasks._faces import resize_crop
 from harness.weights import locate_weights, sha256_file
 
-from facebench_plugins.recognizers._onnx_spec import (
+from facebench_plugins.recognizers.options import (
     SFACE_PREPROCESSING,
     SFACE_WEIGHTS,
     OnnxOptions,
