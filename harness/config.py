@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import itertools
 import json
 import re
@@ -48,10 +49,13 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_LOSS",
     "DEFAULT_DATASET",
+    "DEFAULT_RUN_FLIP_TEST",
     "DEFAULT_RUN_OPTIONS",
+    "FLIP_TESTS",
     "DEFAULT_RUN_TRAINING",
     "TRAINING_LENGTH",
     "DataRef",
+    "IntervalSettings",
     "LauncherSettings",
     "RunConfig",
     "RunSpec",
@@ -73,7 +77,8 @@ DEFAULT_DATASET = "synthetic"
 #: and no time budget, so every run gives the same metrics whatever the
 #: machine's load (for one number of CPU threads: torch's results differ
 #: between 1 and 2 intra-op threads).  See :data:`DEFAULT_RUN_OPTIONS` for
-#: the data, and the README for the measured accuracy and wall time.
+#: the data, :data:`DEFAULT_RUN_FLIP_TEST` for the evaluation, and the README
+#: for the measured accuracy and wall time.
 DEFAULT_RUN_TRAINING: Mapping[str, Any] = {
     "epochs": 5, "max_steps": 280, "batch_size": 32, "lr": 0.1, "warmup_steps": 20}
 
@@ -85,6 +90,14 @@ DEFAULT_RUN_TRAINING: Mapping[str, Any] = {
 #: split and index, so the evaluation pairs and the untrained baseline are the
 #: same as with 40 training identities).
 DEFAULT_RUN_OPTIONS: Mapping[str, Mapping[str, Any]] = {"synthetic": {"train_identities": 120}}
+
+#: Test-time flip fusion of the no-argument default run (unless the user gives
+#: ``flip_test``): the embedding of an image is f(x) + f(flip x), insightface's
+#: "Accuracy-Flip" convention, stated in the run's protocol box.
+DEFAULT_RUN_FLIP_TEST = "sum"
+
+#: ``--flip-test`` values: test-time flip fusion of a backbone's embeddings.
+FLIP_TESTS = ("none", "sum", "concat")
 
 #: How long to train is one decision: a user who gives either of these gets
 #: none of the default run's ``epochs``, ``max_steps`` or ``time_budget``
@@ -240,6 +253,9 @@ class LauncherSettings:
     :param nnodes: number of nodes of a multi-node run.
     :param node_rank: this node's rank in ``[0, nnodes)``.
     :param rdzv_endpoint: ``HOST:PORT`` where the nodes meet (needed when ``nnodes > 1``).
+    :param workers: evaluation's worker processes (decode → detect → align, see
+        :mod:`harness.tasks._pipeline`); None: the usable cores (shared by the ranks of a
+        node), 0: in the run's own process.
     """
 
     docker: bool = False
@@ -250,10 +266,13 @@ class LauncherSettings:
     nnodes: int = 1
     node_rank: int = 0
     rdzv_endpoint: str | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         _convert_fields(self, "launcher.")
         check_range("launcher.nproc_per_node", self.nproc_per_node, 1, 4096, integer=True)
+        if self.workers is not None:
+            check_range("launcher.workers", self.workers, 0, 1024, integer=True)
         check_range("launcher.nnodes", self.nnodes, 1, 100_000, integer=True)
         checks = [
             (0 <= self.node_rank < self.nnodes, f"node_rank must lie in [0, nnodes={self.nnodes})"),
@@ -279,6 +298,53 @@ class LauncherSettings:
 
 
 @dataclass(frozen=True)
+class IntervalSettings:
+    """``intervals:`` -- the confidence intervals every run attaches to its metrics.
+
+    A YAML key (and a Python field) like ``training:``; part of the config
+    hash only when it differs from the defaults, so runs made before it
+    existed are still found.  ``docs/config.md`` and ``docs/metrics.md``
+    describe each interval.
+
+    :param bootstrap: replicates B of each bootstrap; 0 switches every interval off.
+    :param method: bootstrap interval: ``percentile`` or ``bca``.
+    :param unit: what a verification bootstrap resamples: ``subjects`` where
+        the identities of the pairs are known, else ``pairs`` (``auto``), or
+        one of them forced (``subjects`` falls back to pairs, stated, where
+        identities are unknown).
+    :param binomial: interval of an error rate at a fixed threshold
+        (liveness APCER / BPCER, FAR / FRR under a pair bootstrap).
+    :param level: confidence level, e.g. 0.95.
+    :param seed: seed of the bootstrap draws; None: the run's ``seed``.
+    """
+
+    bootstrap: int = 1000
+    method: Literal["percentile", "bca"] = "percentile"
+    unit: Literal["auto", "pairs", "subjects"] = "auto"
+    binomial: Literal["clopper-pearson", "wilson"] = "clopper-pearson"
+    level: float = 0.95
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _convert_fields(self, "intervals.")
+        check_range("intervals.bootstrap", self.bootstrap, 0, 1_000_000, integer=True)
+        check_range("intervals.level", self.level, 0, 1, low_open=True)
+        if self.level >= 1:
+            raise ConfigError(f"intervals.level={self.level}: expected a level in (0, 1), e.g. 0.95")
+        if self.seed is not None:
+            check_range("intervals.seed", self.seed, 0, 2**32 - 1, integer=True)
+
+    @property
+    def enabled(self) -> bool:
+        return self.bootstrap > 0
+
+    def kwargs(self, run_seed: int) -> dict[str, Any]:
+        """Keyword arguments of the :mod:`harness.metrics.uncertainty` attachers."""
+        return {"B": self.bootstrap, "method": self.method, "level": self.level, "binomial": self.binomial,
+                "seed": int(run_seed if self.seed is None else self.seed)}
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One combination to run: the unit the runner, results store and report see.
 
@@ -299,11 +365,20 @@ class RunSpec:
     skip_bad: bool = False
     #: ``--protocol``: what a recognition run measures (see :attr:`RunConfig.protocol`)
     protocol: str = "verification"
+    #: ``intervals:``: the confidence intervals of the metrics (see :class:`IntervalSettings`)
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
+    #: ``--groups FILE.csv``: demographic differentials of a verification run (docs/metrics.md)
+    groups: str | None = None
+    #: ``--engine``: the engine that trains and runs the backbone (None: its framework's, e.g. torch)
+    engine: str | None = None
+    #: ``--flip-test``: test-time flip fusion of a backbone's embeddings (None: the model's own rule)
+    flip_test: str | None = None
 
     def slug(self) -> str:
         """Readable name of the combination, e.g. ``resnet20-arcface``."""
         order = ["detector", "landmarker", "backbone", "loss", "recognizer", "liveness", "inpainter"]
         parts = [self.components[k] for k in order if k in self.components]
+        parts += [self.engine] if self.engine else []
         return re.sub(r"[^a-z0-9_.-]+", "-", "-".join(parts).lower()) or self.task
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +393,10 @@ class RunSpec:
             **({"eval_folds": list(self.eval_folds)} if self.eval_folds else {}),
             **({"skip_bad": True} if self.skip_bad else {}),
             **({"protocol": self.protocol} if self.protocol != "verification" else {}),
+            **({"intervals": dataclasses.asdict(self.intervals)} if self.intervals != IntervalSettings() else {}),
+            **({"groups": self.groups} if self.groups else {}),
+            **({"engine": self.engine} if self.engine else {}),
+            **({"flip_test": self.flip_test} if self.flip_test else {}),
         }
 
     def config_hash(self) -> str:
@@ -407,8 +486,20 @@ class RunConfig:
     skip_bad: bool = False
     #: ``--protocol``: verification (1:1 pairs), identification (closed-set 1:N), open-set (1:N with
     #: non-mated searches) or all the data supports; see docs/identification.md
-    protocol: Literal["verification", "identification", "open-set", "all"] = "verification"
+    protocol: Literal["verification", "identification", "open-set", "all", "tracking"] = "verification"
     launcher: LauncherSettings = field(default_factory=LauncherSettings)
+    #: ``intervals:``: bootstrap replicates (0: none), method, unit, level and seed of the metrics' intervals
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
+    #: ``--groups``: a CSV of identity or image -> attributes; recognition runs add demographic
+    #: differentials at one global threshold (harness.metrics.demographics, docs/metrics.md)
+    groups: str | None = None
+    #: ``--engine``: the engine of every backbone run (``tf``: Keras; None: the backbone's framework,
+    #: torch for the built-ins); an engine that adapts components lists them in its spec's meta["adapts"]
+    engine: str | None = None
+    #: ``--flip-test``: test-time flip fusion of every backbone's embeddings — none, sum
+    #: (f(x) + f(flip x)) or concat; None: the model's own rule (concat for the CASIA
+    #: MobileFaceNet weights, else none); the default run uses :data:`DEFAULT_RUN_FLIP_TEST`
+    flip_test: str | None = None
     #: the training settings the user gave (not a YAML key): None derives it
     #: from ``training`` (a mapping: its keys; a TrainSettings: all of them)
     training_given: frozenset[str] | None = field(default=None, **_INTERNAL)
@@ -420,13 +511,19 @@ class RunConfig:
         object.__setattr__(self, "eval", _datarefs(self.eval))
         object.__setattr__(self, "options", _options(self.options))
         object.__setattr__(self, "launcher", _settings(LauncherSettings, self.launcher, "launcher"))
+        object.__setattr__(self, "intervals", _settings(IntervalSettings, self.intervals, "intervals"))
         self._set_training()
         folds = self.eval_folds
         folds = [folds] if isinstance(folds, (int, str)) and not isinstance(folds, bool) else folds
         object.__setattr__(self, "eval_folds", folds)
         _convert_fields(self, "", skip={*(f for f, _ in COMPONENT_FLAGS.values()), "train", "eval", "options",
-                                         "training", "launcher", "training_given"})
+                                         "training", "launcher", "training_given",
+                                         "intervals", "flip_test"})
         check_range("seed", self.seed, 0, 2**32 - 1, integer=True)
+        if self.flip_test is not None and self.flip_test not in FLIP_TESTS:
+            raise ConfigError(f"flip_test={short_repr(self.flip_test)}: expected one of {', '.join(FLIP_TESTS)}")
+        if self.groups is not None and not str(self.groups).strip():
+            raise ConfigError("groups: an empty path; expected a CSV of identity|image,attribute,… (docs/metrics.md)")
         for fold in self.eval_folds:
             check_range("eval_folds", fold, 0, 9999, integer=True)
 
@@ -461,6 +558,8 @@ class RunConfig:
                 kwargs["training_given"] = frozenset(data[key])
             elif key == "launcher":
                 value = _settings(LauncherSettings, value, "launcher", source=source)
+            elif key == "intervals":
+                value = _settings(IntervalSettings, value, "intervals", source=source)
             kwargs[YAML_KEYS[key]] = value
         try:
             return cls(**kwargs)
@@ -496,6 +595,14 @@ class RunConfig:
         if self.protocol != "verification":
             out["protocol"] = self.protocol
         out["resume"] = bool(self.resume)
+        if self.intervals != IntervalSettings():
+            out["intervals"] = dataclasses.asdict(self.intervals)
+        if self.groups:
+            out["groups"] = self.groups
+        if self.engine:
+            out["engine"] = self.engine
+        if self.flip_test:
+            out["flip_test"] = self.flip_test
         if launcher:
             out["launcher"] = {k: v for k, v in dataclasses.asdict(self.launcher).items() if k != "docker"}
         return out
@@ -517,6 +624,10 @@ class RunConfig:
                 changes["training"] = _settings(
                     TrainSettings, {**dataclasses.asdict(self.training), **dict(value)}, "training", source="flags")
                 changes["training_given"] = frozenset(self.training_given or ()) | frozenset(value)
+            elif key == "intervals" and isinstance(value, Mapping):
+                changes["intervals"] = _settings(
+                    IntervalSettings, {**dataclasses.asdict(self.intervals), **dict(value)}, "intervals",
+                    source="flags")
             elif key == "launcher" and isinstance(value, Mapping):
                 changes["launcher"] = _settings(
                     LauncherSettings, {**dataclasses.asdict(self.launcher), **dict(value)}, "launcher", source="flags")
@@ -549,7 +660,10 @@ class RunConfig:
         runs = [cfg._run_spec(task, comps) for task, comps in combos]
         if registry is not None:
             runs = cfg._converted_options(registry, runs)
-        cfg._check_option_targets(runs)
+        cfg._check_option_targets(runs, registry)
+        if self.flip_test and not any("backbone" in r.components for r in runs):
+            raise ConfigError(f"--flip-test {self.flip_test}: only backbone runs take it; a recognizer states its "
+                              "own flip fusion (e.g. -o onnx.flip=sum): drop --flip-test or add --backbone")
         return runs
 
     def with_default_run(self) -> "RunConfig":
@@ -567,7 +681,8 @@ class RunConfig:
         used = {DEFAULT_DATASET} if not (self.train or self.eval) else {r.name for r in (*self.train, *self.eval)}
         options = {**{k: dict(v) for k, v in DEFAULT_RUN_OPTIONS.items() if k in used}, **self.options}
         return dataclasses.replace(self, backbones=(DEFAULT_BACKBONE,), losses=(DEFAULT_LOSS,),
-                                   training=dataclasses.replace(self.training, **defaults), options=options)
+                                   training=dataclasses.replace(self.training, **defaults), options=options,
+                                   flip_test=self.flip_test or DEFAULT_RUN_FLIP_TEST)
 
     def _combos(self) -> list[tuple[str, dict[str, str]]]:
         """(task, {kind: name}) of every run, in a stable order."""
@@ -577,6 +692,9 @@ class RunConfig:
         combos: list[tuple[str, dict[str, str]]] = []
         if self.landmarkers:
             return self._landmark_combos()
+        if self.protocol == "tracking":
+            raise ConfigError("--protocol tracking follows faces with a landmarker: add --landmarker NAME "
+                              "(e.g. dlib_68) and --eval video=PATH")
 
         def add(task: str, comps: dict[str, str], det: str | None) -> None:
             combos.append((task, comps if det is None else {**comps, "detector": det}))
@@ -603,7 +721,11 @@ class RunConfig:
         return combos
 
     def _landmark_combos(self) -> list[tuple[str, dict[str, str]]]:
-        """One landmarks run per landmarker; other components cannot join them yet."""
+        """One landmarks run per landmarker; other components cannot join them yet.  With
+        ``--protocol tracking``: one tracking run per landmarker (x --detector, which finds the face)."""
+        if self.protocol == "tracking":
+            return [("tracking", {"landmarker": name, **({"detector": d} if d else {})})
+                    for name, d in itertools.product(self.landmarkers, self.detectors or (None,))]
         others = [f"--{flag}" for flag, (fld, _k) in COMPONENT_FLAGS.items()
                   if flag != "landmarker" and getattr(self, fld)]
         if others:
@@ -625,7 +747,8 @@ class RunConfig:
     def _run_spec(self, task: str, comps: dict[str, str]) -> RunSpec:
         """The :class:`RunSpec` of one combination, with its data and options."""
         # A pretrained recognizer or backbone and a detection benchmark train nothing.
-        trains = not (task in ("detection", "landmarks") or (task == "recognition" and "loss" not in comps))
+        trains = not (task in ("detection", "landmarks", "tracking")
+                      or (task == "recognition" and "loss" not in comps))
         train, evals = self.train, self.eval
         if task == "recognition" and "loss" in comps:
             train = train or (DataRef(DEFAULT_DATASET),)
@@ -637,12 +760,16 @@ class RunConfig:
             )
         train = train if trains else ()
         protocol = self.protocol if task == "recognition" else "verification"
+        engine = self.engine if "backbone" in comps else None
         names = (*comps.values(), *(d.name for d in (*train, *evals)),
-                 *(("identification",) if protocol != "verification" else ()))
+                 *(ONE_TO_N_OPTIONS if protocol != "verification" else ()), *((engine,) if engine else ()),
+                 *(("tracking",) if task == "tracking" else ()))
         return RunSpec(task=task, components=comps, train=train, eval=evals,
                        options={n: dict(self.options[n]) for n in names if n in self.options},
                        training=self.training, seed=self.seed, eval_folds=self.eval_folds,
-                       skip_bad=bool(self.skip_bad), protocol=protocol)
+                       skip_bad=bool(self.skip_bad), protocol=protocol, intervals=self.intervals,
+                       groups=self.groups if task == "recognition" else None, engine=engine,
+                       flip_test=self.flip_test if "backbone" in comps else None)
 
     def _validate(self, registry: "Registry", combos: list[tuple[str, dict[str, str]]]) -> None:
         """Every component name known, its options valid, backbone and loss of one framework."""
@@ -658,25 +785,67 @@ class RunConfig:
                     f"{l.framework}: pick a loss of the same framework "
                     f"(`harness list loss` shows each one's framework)"
                 )
+            if self.engine and b is not None:
+                self._check_engine(registry, specs)
+
+    def _check_engine(self, registry: "Registry", specs: Mapping[str, Any]) -> None:
+        """``--engine``: a known engine that runs the backbone's framework or adapts these components."""
+        engine = registry.get("engine", self.engine)
+        adapts = engine.meta.get("adapts") or {}
+        for kind in ("backbone", "loss"):
+            spec = specs.get(kind)
+            if spec is None or spec.framework in ("none", engine.framework):
+                continue
+            if spec.name not in adapts.get(kind, ()):
+                runs = ", ".join(adapts.get(kind, ())) or f"only {engine.framework} {kind}s"
+                raise ConfigError(
+                    f"engine {engine.name!r} cannot run {kind} {spec.name!r} ({spec.framework}); "
+                    f"it runs: {runs}. Drop --engine or pick one of those")
 
     def _converted_options(self, registry: "Registry", runs: list[RunSpec]) -> list[RunSpec]:
         """``runs`` with each option as its options dataclass converted it (and every dataset checked)."""
         specs = {ref.name: registry.get("dataset", ref.name) for r in runs for ref in (*r.train, *r.eval)}
         specs.update({name: registry.get(kind, name) for r in runs for kind, name in r.components.items()})
+        specs.update({r.engine: registry.get("engine", r.engine) for r in runs if r.engine})
         converted = {name: specs[name].option_values(values)
                      for name, values in self.options.items() if name in specs}
+        for name, where in TASK_OPTION_SETTINGS.items():  # -o identification.trials=5 as YAML's 5: one hash
+            if name in self.options and any(name in r.options for r in runs):
+                module, _, cls = where.partition(":")
+                settings = getattr(importlib.import_module(module), cls).from_options(self.options[name])
+                converted[name] = {k: _plain(getattr(settings, k)) for k in self.options[name]}
         return [dataclasses.replace(r, options={n: converted.get(n, r.options[n]) for n in r.options}) for r in runs]
 
-    def _check_option_targets(self, runs: list[RunSpec]) -> None:
-        """Every ``-o NAME.…`` names a component or dataset of some run."""
+    def _check_option_targets(self, runs: list[RunSpec], registry: "Registry | None" = None) -> None:
+        """Every ``-o NAME.…`` names a component or dataset of some run (an engine's
+        options need ``--engine NAME``, which says which engine they are for)."""
         selected = {n for r in runs for n in (*r.components.values(), *(d.name for d in (*r.train, *r.eval)),
-                                              *(("identification",) if r.protocol != "verification" else ()))}
+                                              *(ONE_TO_N_OPTIONS if r.protocol != "verification" else ()),
+                                              *((r.engine,) if r.engine else ()),
+                                              *(("tracking",) if r.task == "tracking" else ()))}
         stray = sorted(set(self.options) - selected)
+        if stray and registry is not None and stray[0] in registry.names("engine"):
+            raise ConfigError(
+                f"-o {short_repr(stray[0])}.… sets options of the {stray[0]!r} engine: add --engine {stray[0]} "
+                f"so the run names that engine and takes its options (`harness list engine`)")
         if stray:
             raise ConfigError(
                 f"-o {short_repr(stray[0])}.… names a component that is not part of this run; "
                 f"selected components and datasets: {', '.join(sorted(selected))}"
             )
+
+
+#: Task settings given as ``-o NAME.KEY=VALUE`` -> the class that validates them
+#: (``from_options``); stored as it converted them, so a flag and YAML hash alike.
+TASK_OPTION_SETTINGS: Mapping[str, str] = {
+    "identification": "harness.tasks.identification:IdentificationSettings",
+    "search": "harness.metrics.search:SearchOptions",
+    "tracking": "harness.tasks.tracking:TrackerSettings",
+}
+
+#: ``-o NAME.KEY=VALUE`` groups of a 1:N run (--protocol other than verification): the protocol's
+#: settings (harness.tasks.identification) and the search's (harness.metrics.search)
+ONE_TO_N_OPTIONS = ("identification", "search")
 
 
 #: YAML key -> RunConfig field: the flag names for components, the field name otherwise.

@@ -70,7 +70,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "finished", "failed")
-TASKS = ("recognition", "detection", "landmarks", "liveness", "inpainting", "scores")
+TASKS = ("recognition", "detection", "landmarks", "tracking", "liveness", "inpainting", "scores")
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.json"
 PAGE_FILE = "index.html"

@@ -20,17 +20,18 @@ Every built object's contract is a :class:`typing.Protocol` here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, NoReturn, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 __all__ = [
-    "ConfiguredRecognizer", "Dataset", "DetectionData", "DetectionSample", "DetectionSet", "Detections",
+    "AdaptingEngine", "ConfiguredRecognizer", "CostReporting",
+    "Dataset", "DetectionData", "DetectionSample", "DetectionSet", "Detections",
     "Detector", "Engine", "FaceScoringLiveness", "IdentityGuidedInpainter", "ImageSet", "Inpainter",
     "LandmarkData", "LandmarkSample", "LandmarkSet", "Landmarker",
     "LivenessData", "LivenessModel", "MaskEstimatingInpainter", "PairSet", "Recognizer", "RestoringWithMasks",
-    "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "crop_template",
-    "own_alignment",
+    "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "VerificationSuite",
+    "crop_template", "own_alignment",
 ]
 
 
@@ -187,7 +188,7 @@ class Dataset:
 
     name = "dataset"
 
-    def _missing(self, what: str) -> "NoReturn":  # type: ignore[name-defined]
+    def _missing(self, what: str) -> NoReturn:
         from harness.errors import DataError
 
         raise DataError(f"dataset {self.name!r} has no {what} data")
@@ -275,6 +276,16 @@ class ConfiguredRecognizer(Recognizer, Protocol):
     def describe(self) -> dict: ...
 
 
+@runtime_checkable
+class CostReporting(Protocol):
+    """A built model that states its own size for the run's model card
+    (:mod:`harness.tasks._cost`): ``compute()`` returns ``{"params": int, "flops": int,
+    "method": str}`` for one forward pass of one image (2 FLOP per multiply-accumulate), or
+    ``{"params": None, "flops": None, "reason": str}`` when it cannot be counted."""
+
+    def compute(self) -> dict: ...
+
+
 def crop_template(recognizer: Any, spec_alignment: str) -> str:
     """The template a recognizer's ``embed`` takes: the built object's own choice when it
     states one (self-aligning or configured), else its spec's (default ``arcface_112``)."""
@@ -358,6 +369,20 @@ class Engine(Protocol):
 
 
 @runtime_checkable
+class AdaptingEngine(Protocol):
+    """An engine that runs components specified once for every engine (``--engine tf``).
+
+    The task builds a backbone or loss through its spec as always and passes
+    it to :meth:`adapt`, which returns the engine's own version of it (same
+    architecture, same weights); the engine spec's ``meta["adapts"]`` lists
+    the component names per kind it can take, so a grid is checked before
+    anything is built.
+    """
+
+    def adapt(self, kind: str, name: str, options: Any, component: Any) -> Any: ...
+
+
+@runtime_checkable
 class TrainData(Protocol):
     """A dataset that offers labelled training images."""
 
@@ -369,6 +394,15 @@ class VerificationData(Protocol):
     """A dataset that offers verification pairs with folds."""
 
     def verification(self) -> PairSet: ...
+
+
+@runtime_checkable
+class VerificationSuite(Protocol):
+    """A dataset whose path holds several named verification sets (a folder of insightface
+    ``.bin`` files): ``suite_members()`` lists ``(set name, path)``; each path, opened by the
+    same dataset, is one set.  A recognition run evaluates them all (:mod:`harness.tasks.bin_suite`)."""
+
+    def suite_members(self) -> list[tuple[str, str]]: ...
 
 
 @runtime_checkable

@@ -27,11 +27,14 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "export": "harness.cli.export:command",
     "list": "harness.cli.list_cmd:command",
     "plugins": "harness.cli.plugins_cmd:command",
+    "profile": "harness.cli.profile:command",
     "report": "harness.cli.report:command",
     "run": "harness.cli.run:command",
     "runs": "harness.cli.runs:command",
     "score": "harness.cli.score:command",
+    "threshold": "harness.cli.threshold:command",
     "train-detector": "harness.cli.train_detector:command",
+    "train-landmarker": "harness.cli.train_landmarker:command",
 }
 
 _DEBUG = {"on": False}

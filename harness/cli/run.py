@@ -25,7 +25,7 @@ _TRAIN_FLAGS = {
 
 
 _LAUNCHER_FLAGS = ("docker", "image", "gpus", "network", "nproc_per_node", "nnodes", "node_rank",
-                   "rdzv_endpoint")
+                   "rdzv_endpoint", "workers")
 
 
 def _component_options(f):
@@ -60,10 +60,25 @@ def _component_options(f):
 @click.option("--no-resume", "no_resume", is_flag=True, help="Start training afresh instead of resuming.")
 @click.option("--skip-bad", "skip_bad", is_flag=True,
               help="Leave out unreadable images (and the pairs that use them); counted and listed in the report.")
-@click.option("--protocol", type=click.Choice(["verification", "identification", "open-set", "all"]),
+@click.option("--protocol", type=click.Choice(["verification", "identification", "open-set", "all", "tracking"]),
               default="verification", show_default=True,
               help="What a recognition run measures: 1:1 pairs, closed-set or open-set 1:N search, or every "
-                   "protocol the data supports (1:N settings: -o identification.KEY=VALUE).")
+                   "protocol the data supports (1:N settings: -o identification.KEY=VALUE); tracking: a "
+                   "--landmarker tracks faces through --eval video=PATH (docs/landmarks.md).")
+@click.option("--gallery", default=None, metavar="LIST",
+              help="1:N protocol defined by files: the gallery images, one 'PATH [IDENTITY]' per line "
+                   "(with --probes and --protocol identification or open-set; -o identification.gallery=LIST).")
+@click.option("--probes", default=None, metavar="LIST",
+              help="The probe images of a --gallery protocol, one 'PATH [IDENTITY]' per line.")
+@click.option("--groups", default=None, metavar="FILE.csv",
+              help="Identity or image -> attributes (identity,sex,age…): a verification run adds per-group "
+                   "FMR / FNMR at one global threshold, their ratios and the FDR (docs/metrics.md).")
+@click.option("--engine", default=None, type=ComponentName("engine"), metavar="NAME",
+              help="The engine that trains and runs the backbone: torch (default) or tf (Keras twins of the "
+                   "same backbones and losses; docs/tf.md).")
+@click.option("--flip-test", "flip_test", type=click.Choice(["none", "sum", "concat"]), default=None,
+              help="Test-time flip fusion of a backbone's embeddings: none, sum (f(x) + f(flip x), insightface's "
+                   "Accuracy-Flip) or concat; default: the model's own rule (the default run: sum).")
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop training after this many steps.")
 @click.option("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -73,7 +88,9 @@ def _component_options(f):
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Worker processes: evaluation decodes, detects and aligns in N processes (default: the "
+                   "usable cores for 256+ images; 0: in-process); training's DataLoader uses N (default 0).")
 @click.option("--init", default=None, metavar="CHECKPOINT", help="Fine-tune from these weights.")
 @click.option("--docker", is_flag=True,
               help="Run inside a container of --image through the Docker SDK (reports mounted "
@@ -131,9 +148,15 @@ def command(ctx: click.Context, **kw) -> None:
         overrides["eval"] = tuple(kw["eval_"])
     if kw["eval_folds"]:
         overrides["eval_folds"] = tuple(kw["eval_folds"])
-    if kw["options"]:
-        overrides["options"] = parse_option_flags(kw["options"])
-    for name in ("seed", "reports", "force", "skip_bad", "protocol"):
+    engine_opts = [o.partition("=")[2].strip() for o in kw["options"] if o.partition("=")[0].strip() == "engine"]
+    if engine_opts and not given("engine"):  # `-o engine=tf` is `--engine tf`
+        kw["engine"] = ComponentName("engine").convert(engine_opts[-1], None, ctx)
+        overrides["engine"] = kw["engine"]
+    options = [o for o in kw["options"] if o.partition("=")[0].strip() != "engine"]
+    options += _list_options(kw["gallery"], kw["probes"], kw["protocol"] if given("protocol") else base.protocol)
+    if options:
+        overrides["options"] = parse_option_flags(options)
+    for name in ("seed", "reports", "force", "skip_bad", "protocol", "groups", "engine", "flip_test"):
         if given(name):
             overrides[name] = kw[name]
     if given("no_resume"):
@@ -150,6 +173,10 @@ def command(ctx: click.Context, **kw) -> None:
         if stray:
             raise ConfigError(f"{', '.join(stray)}: only meaningful with --docker; add --docker or drop it")
 
+    if cfg.groups:  # a bad groups file fails here, in one line, not after detection and embedding
+        from harness.formats.groups import read_groups
+
+        read_groups(cfg.groups)
     registry = get_registry()
     runs = cfg.expand(registry)
 
@@ -185,3 +212,16 @@ def command(ctx: click.Context, **kw) -> None:
         from harness.runner.local import run_grid
 
         run_grid(runs, cfg, registry=registry)
+
+
+def _list_options(gallery: str | None, probes: str | None, protocol: str | None) -> list[str]:
+    """``--gallery`` / ``--probes``: the ``-o identification.gallery/probes`` of a 1:N run."""
+    if gallery is None and probes is None:
+        return []
+    if gallery is None or probes is None:
+        raise ConfigError("--gallery and --probes come as a pair: give both image lists ('PATH [IDENTITY]' "
+                          "per line), or neither")
+    if protocol not in ("identification", "open-set", "all"):
+        raise ConfigError("--gallery/--probes define a 1:N search: add --protocol identification (closed set) "
+                          "or --protocol open-set")
+    return [f"identification.gallery={gallery}", f"identification.probes={probes}"]

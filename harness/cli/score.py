@@ -226,6 +226,12 @@ def evaluate(data: dict[str, np.ndarray], *, rule: str = "strict", bootstrap: in
                          seed=seed, method=ci_method)
     if "attack_type" in data:
         live = liveness_summary(data["score"], data["label"], data["attack_type"])
+        if bootstrap > 0:
+            from harness.metrics.uncertainty import attach_by_name, liveness_intervals
+
+            attach_by_name(live["metrics"], liveness_intervals(
+                data["score"], data["label"], live["sections"]["liveness"]["threshold"], data["attack_type"],
+                B=bootstrap, seed=seed, method=ci_method))
         keep = {"apcer", "bpcer", "acer", "hter"}
         result["metrics"].extend(m for m in live["metrics"] if m["name"] in keep)
         result["sections"].update(live["sections"])
@@ -287,6 +293,21 @@ def _intervals_line(iv: dict | None) -> str:
                                                 else "the same bootstrap"))
 
 
+def _demographics(path: Path, data: dict[str, np.ndarray], groups: str, bootstrap: int, seed: int) -> dict:
+    """``--groups``: differentials of the people named by the subject columns."""
+    from harness.formats.groups import read_groups
+    from harness.metrics.demographics import group_report_by_subject
+    from harness.tasks._gallery import evidence_fmr_target
+
+    if "subject" not in data and "subject_a" not in data:
+        raise DataError(f"{path}: --groups needs a 'subject' column (or 'subject_a','subject_b') naming the "
+                        "people of each pair")
+    n_imp = int((data["label"] == 0).sum())
+    return group_report_by_subject(data["score"], data["label"], data.get("subject", data.get("subject_a")),
+                                   data.get("subject_b"), read_groups(groups), fmr_target=evidence_fmr_target(n_imp),
+                                   B=bootstrap, seed=seed)
+
+
 @click.command("score")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--reports", default="reports", show_default=True, metavar="DIR",
@@ -302,9 +323,15 @@ def _intervals_line(iv: dict | None) -> str:
 @click.option("--ci-method", type=click.Choice(["percentile", "bca"]), default="percentile", show_default=True,
               help="Bootstrap interval: percentile, or bias-corrected and accelerated.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@click.option("--groups", default=None, metavar="FILE.csv",
+              help="identity,attribute,… for the people of the 'subject' columns: per-group FMR / FNMR at one "
+                   "global threshold, their ratios and the FDR (docs/metrics.md).")
+@click.option("--threshold", type=float, default=None, metavar="T",
+              help="A threshold fixed beforehand (e.g. by `harness threshold`): FAR / FRR at it with "
+                   "Clopper-Pearson and Wilson intervals.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int, ci_unit: str | None,
-            ci_method: str, seed: int, as_json: bool) -> None:
+            ci_method: str, seed: int, groups: str | None, threshold: float | None, as_json: bool) -> None:
     """Evaluate FILE (CSV or NPZ: score,label[,fold][,attack_type][,subject | ,subject_a,subject_b])
     under facebench's protocols, with a 95% interval on each headline metric.
 
@@ -322,10 +349,17 @@ def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int
     data = read_scores(path)
     unit = ci_unit_for(path, data, ci_unit)
     result = evaluate(data, rule=rule, bootstrap=bootstrap, ci_unit=unit, ci_method=ci_method, seed=seed)
+    if threshold is not None:  # a threshold fixed elsewhere (harness/cli/threshold.py)
+        from harness.cli.threshold import threshold_metrics
+
+        result["metrics"].extend(threshold_metrics(data["score"], data["label"], threshold))
+    if groups:  # demographic differentials (harness.metrics.demographics)
+        result["sections"]["demographics"] = _demographics(path, data, groups, bootstrap, seed)
     intervals = ({"level": 0.95, "method": ci_method, "unit": unit, "B": bootstrap, "seed": seed}
                  if bootstrap > 0 else None)
     options = {"rule": rule, "bootstrap": bootstrap, "ci_unit": unit, "ci_method": ci_method, "seed": seed,
-               "name": name}
+               "name": name, **({"groups": str(groups)} if groups else {}),
+               **({"threshold": threshold} if threshold is not None else {})}
     chash = config_hash(path, options)
     slug = "scores-" + (re.sub(r"[^a-z0-9]+", "-", (name or path.stem).lower()).strip("-") or "file")
     n = int(data["score"].size)

@@ -8,7 +8,9 @@ labels are 1 for genuine and 0 for impostor.
 Submodules are imported on use: ``harness.metrics.verification``,
 ``.lfw``, ``.identification``, ``.liveness``, ``.detection``, ``.image``
 (scikit-image, lazily), ``.uncertainty`` (bootstrap and binomial confidence
-intervals) and ``.report`` (JSON summaries for results.json).
+intervals), ``.report`` (JSON summaries for results.json) and ``.search`` (exact
+top-k search for 1:N; its optional torch and faiss backends are imported only
+when chosen).
 """
 
 from harness.metrics._checks import MetricInputError

@@ -88,21 +88,6 @@ def histograms(genuine: np.ndarray, impostor: np.ndarray, bins: int = 50,
     }
 
 
-def _bootstrap_tar(gen: np.ndarray, imp: np.ndarray, targets: Sequence[float], rule: str,
-                   n_boot: int, seed: int) -> dict[float, tuple[float, float]]:
-    from harness.metrics.verification import Roc
-
-    rng = np.random.default_rng(seed)
-    draws = {t: [] for t in targets}
-    for _ in range(n_boot):
-        g = gen[rng.integers(0, gen.size, gen.size)]
-        i = imp[rng.integers(0, imp.size, imp.size)]
-        r = Roc.from_classes(g, i)
-        for t in targets:
-            draws[t].append(r.tar_at_far(t, rule).tar)
-    return {t: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for t, v in draws.items()}
-
-
 def _curves(roc) -> dict:
     far, tar = roc.far, roc.tar
     rx, ry = downsample_curve(far, tar)
@@ -127,8 +112,10 @@ def verification_summary(
     :param folds: fold id per pair; when given, the k-fold accuracy (threshold
         chosen on the other folds, :func:`~harness.metrics.lfw.kfold_accuracy_from_scores`).
     :param rule: TAR@FAR rule, ``"strict"`` or ``"nearest"``.
-    :param bootstrap: resamples (genuine and impostor drawn separately) for a
-        95 % percentile interval on each TAR@FAR; 0 for none.
+    :param bootstrap: replicates of a 95 % percentile pair bootstrap (drawn
+        within class and fold) on the headline metrics, the strict TAR@FARs
+        among them (:func:`~harness.metrics.uncertainty.attach_intervals`,
+        which a caller that knows the subjects calls itself); 0 for none.
     """
     from harness.metrics.lfw import kfold_accuracy_from_scores
     from harness.metrics.verification import RULES, Roc
@@ -150,7 +137,6 @@ def verification_summary(
         }
         metrics.append(Metric("accuracy", kf.mean, "higher", f"{len(kf.folds)}-fold; " + kf.convention,
                               std=kf.std, meta={"n_folds": len(kf.folds)}))
-    cis = (_bootstrap_tar(s[y], s[~y], far_targets, rule, bootstrap, seed) if bootstrap > 0 else {})
     tar_rows, ops = [], []
     eer_value, eer_thr = roc.eer("interpolated")
     from harness.metrics.verification import far_frr
@@ -165,7 +151,7 @@ def verification_summary(
         tar_rows.append({"far": float(t), "tar": value, "threshold": _num(op.threshold) if op.defined else None,
                          "far_achieved": op.far if op.defined else None, "rule": rule, "defined": op.defined})
         name = far_name(t)
-        metrics.append(Metric(f"tar_at_far_{name}", value, "higher", conv, ci=cis.get(t) if op.defined else None,
+        metrics.append(Metric(f"tar_at_far_{name}", value, "higher", conv,
                               meta={"threshold": _num(op.threshold), "far_achieved": op.far, "rule": rule,
                                     "defined": op.defined, "n_impostor": roc.n_impostor}))
         if op.defined:
@@ -183,7 +169,12 @@ def verification_summary(
     sections["counts"] = {"genuine": roc.n_genuine, "impostor": roc.n_impostor}
     curves = _curves(roc)
     curves["hist"] = histograms(s[y], s[~y])
-    return {"metrics": [m.to_dict() for m in metrics], "sections": sections, "curves": curves}
+    records = [m.to_dict() for m in metrics]
+    if bootstrap > 0:
+        from harness.metrics.uncertainty import attach_intervals
+
+        attach_intervals(records, s, y, folds=folds, B=bootstrap, seed=seed, tie=tie)
+    return {"metrics": records, "sections": sections, "curves": curves}
 
 
 def liveness_summary(

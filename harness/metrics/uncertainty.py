@@ -720,6 +720,34 @@ _BOOT_NAMES = {"accuracy", "eer", "auc"}
 _RATE_AT_THRESHOLD = {"far_at_eer_threshold": "far", "frr_at_eer_threshold": "frr"}
 
 
+def _plan(metrics: list[dict]) -> tuple[dict, dict, dict]:
+    """The FAR targets, fixed thresholds and statistic key of each headline metric."""
+    targets, thresholds, by_name = {}, {}, {}
+    for m in metrics:
+        name = m.get("name", "")
+        meta = m.get("meta") or {}
+        if m.get("value") is None:
+            continue
+        if name.startswith("tar_at_far_") and meta.get("rule", "strict") == "strict":
+            t = float(name[len("tar_at_far_"):])
+            targets[f"tar_at_far:{t!r}"] = t
+            by_name[name] = f"tar_at_far:{t!r}"
+        elif name in _BOOT_NAMES:
+            by_name[name] = name
+        elif name in _RATE_AT_THRESHOLD and meta.get("threshold") is not None:
+            thresholds[name] = float(meta["threshold"])
+            by_name[name] = f"{_RATE_AT_THRESHOLD[name]}:{name}"
+    return targets, thresholds, by_name
+
+
+def set_interval(m: dict, iv: Interval | None) -> None:
+    """Store ``iv`` on the metric record ``m``: ``ci = [low, high]`` and ``meta["ci"]``."""
+    if iv is None:
+        return
+    m["ci"] = [float(iv.low), float(iv.high)]
+    m["meta"] = dict(m.get("meta") or {}, ci=iv.to_dict())
+
+
 def attach_intervals(
     metrics: list[dict],
     scores: object,
@@ -735,6 +763,7 @@ def attach_intervals(
     method: str = "percentile",
     binomial: str = "clopper-pearson",
     tie: str = "highest",
+    band_far: Sequence[float] = (),
 ) -> list[dict]:
     """Fill ``ci`` (``[low, high]``) and ``meta["ci"]`` ({low, high, level,
     method, unit, B, seed}) of the headline metrics in ``metrics`` (the
@@ -749,27 +778,46 @@ def attach_intervals(
     it then assumes independent trials as the pair bootstrap does; the
     subject bootstrap otherwise.  A TAR@FAR under the ``nearest`` rule gets
     no interval (the vectorised bootstrap implements the strict rule).
+    ``band_far``: see :func:`verification_cis`.
     """
+    verification_cis(metrics, scores, labels, folds=folds, subject_a=subject_a, subject_b=subject_b, unit=unit,
+                     B=B, seed=seed, level=level, method=method, binomial=binomial, tie=tie, band_far=band_far)
+    return metrics
+
+
+def verification_cis(
+    metrics: list[dict],
+    scores: object,
+    labels: object,
+    *,
+    folds: object = None,
+    subject_a: object = None,
+    subject_b: object = None,
+    unit: str = "pairs",
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    binomial: str = "clopper-pearson",
+    tie: str = "highest",
+    band_far: Sequence[float] = (),
+) -> dict[str, Any] | None:
+    """:func:`attach_intervals`, returning the pointwise ROC band: with
+    ``band_far`` (FAR values), the strict TAR at each of them is bootstrapped
+    from the same draws and ``{"far", "tar_low", "tar_high", "level",
+    "method", "unit", "B", "seed"}`` is returned (the DET band is
+    ``1 - tar``); FAR values below ``1 / N_impostor`` are left out.  None
+    without ``band_far``."""
     s, y = check_pair(scores, labels)
-    targets, thresholds, by_name = {}, {}, {}
-    for m in metrics:
-        name = m.get("name", "")
-        meta = m.get("meta") or {}
-        if m.get("value") is None:
-            continue
-        if name.startswith("tar_at_far_") and meta.get("rule", "strict") == "strict":
-            t = float(name[len("tar_at_far_"):])
-            targets[f"tar_at_far:{t!r}"] = t
-            by_name[name] = f"tar_at_far:{t!r}"
-        elif name in _BOOT_NAMES and (name != "accuracy" or folds is not None):
-            by_name[name] = name
-        elif name in _RATE_AT_THRESHOLD and meta.get("threshold") is not None:
-            thresholds[name] = float(meta["threshold"])
-            by_name[name] = f"{_RATE_AT_THRESHOLD[name]}:{name}"
+    targets, thresholds, by_name = _plan(metrics)
+    if folds is None:
+        by_name.pop("accuracy", None)
+    n_imp = int((~y).sum())
+    band = [float(t) for t in band_far if n_imp and float(t) * n_imp >= 1 - 1e-9 and 0 < float(t) <= 1]
+    all_targets = list(dict.fromkeys([*targets.values(), *band]))
     intervals = verification_intervals(
         s, y, folds=folds, subject_a=subject_a, subject_b=subject_b, unit=unit, B=B, seed=seed, level=level,
-        method=method, far_targets=list(targets.values()),
-        thresholds={} if unit == "pairs" else thresholds, tie=tie)
+        method=method, far_targets=all_targets, thresholds={} if unit == "pairs" else thresholds, tie=tie)
     if unit == "pairs":
         for name, t in thresholds.items():
             kind = _RATE_AT_THRESHOLD[name]
@@ -778,9 +826,279 @@ def attach_intervals(
             intervals[by_name[name]] = error_rate_interval(int(err.sum()), int(cls.sum()), level, binomial)
     for m in metrics:
         key = by_name.get(m.get("name", ""))
-        iv = intervals.get(key) if key else None
-        if iv is None:
-            continue
-        m["ci"] = [iv.low, iv.high]
-        m["meta"] = dict(m.get("meta") or {}, ci=iv.to_dict())
+        set_interval(m, intervals.get(key) if key else None)
+    if not band:
+        return None
+    keep = [t for t in band if f"tar_at_far:{t!r}" in intervals]
+    ivs = [intervals[f"tar_at_far:{t!r}"] for t in keep]
+    return {"far": keep, "tar_low": [iv.low for iv in ivs], "tar_high": [iv.high for iv in ivs],
+            "level": float(level), "method": method, "unit": unit, "B": int(B), "seed": int(seed)}
+
+
+def band_grid(n_impostor: int, points: int = 25, floor: float = 1e-6) -> list[float]:
+    """Log-spaced FAR values from ``max(1 / n_impostor, floor)`` to 1 for a ROC band."""
+    if n_impostor < 1:
+        return []
+    lo = max(1.0 / n_impostor, floor)
+    return [float(v) for v in np.unique(np.logspace(math.log10(lo), 0.0, points))]
+
+
+# -- liveness: binomial intervals at the fixed threshold ----------------------
+def liveness_intervals(
+    scores: object,
+    labels: object,
+    threshold: float,
+    species: object = None,
+    *,
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    binomial: str = "clopper-pearson",
+) -> dict[str, Interval]:
+    """Intervals of the ISO/IEC 30107-3 rates at a threshold held fixed
+    (labels: 1 = bona fide; a presentation is accepted when ``score >=
+    threshold``).
+
+    * ``bpcer``: ``binomial`` interval of the bona fide rejected;
+    * ``apcer``: ``binomial`` interval of the worst species (the species
+      whose APCER is reported), with ``species``, ``errors`` and ``n``;
+    * ``acer`` and ``hter``: percentile bootstrap over presentations drawn
+      within each species and the bona fide (a stratum's resampled error
+      count is Binomial(n, k/n), so the draws are exact and vectorised);
+    * ``eer`` and ``auc``: :func:`verification_intervals` over presentations
+      drawn within their class (unit ``presentations``).
+    """
+    s, y = check_pair(scores, labels, labels_name="labels (1 = bona fide)")
+    level = _check_run(B, method, level)
+    sp = np.full(s.size, "attack", dtype=object) if species is None else np.asarray(species, dtype=object)
+    if sp.size != s.size:
+        raise MetricInputError(f"species: {sp.size} entries for {s.size} scores; expected one per presentation")
+    sp = np.where((sp == "") | (sp == None), "attack", sp).astype(str)  # noqa: E711
+    accepted = s >= float(threshold)
+    bf_err, n_bf = int(np.count_nonzero(~accepted & y)), int(y.sum())
+    names = sorted(set(sp[~y].tolist()))
+    counts = {k: (int(np.count_nonzero(accepted & ~y & (sp == k))), int(np.count_nonzero(~y & (sp == k))))
+              for k in names}
+    out: dict[str, Interval] = {}
+    if n_bf:
+        out["bpcer"] = error_rate_interval(bf_err, n_bf, level, binomial)
+    if names:
+        worst = max(names, key=lambda k: (counts[k][0] / counts[k][1], k))
+        iv = error_rate_interval(*counts[worst], level, binomial)
+        out["apcer"] = Interval(iv.low, iv.high, iv.level, iv.method, iv.unit, None, None,
+                                {**iv.extra, "species": worst})
+    if n_bf and names:
+        rng = np.random.default_rng(seed)
+        bp = rng.binomial(n_bf, bf_err / n_bf, B) / n_bf
+        per = np.stack([rng.binomial(counts[k][1], counts[k][0] / counts[k][1], B) for k in names])
+        ap = (per / np.array([counts[k][1] for k in names])[:, None]).max(axis=0)
+        pooled = per.sum(axis=0) / sum(counts[k][1] for k in names)
+        for key, reps in (("acer", (ap + bp) / 2), ("hter", (pooled + bp) / 2)):
+            lo, hi = percentile_interval(reps, level)
+            out[key] = Interval(lo, hi, level, "percentile", "presentations", int(B), int(seed))
+        roc = verification_intervals(s, y, B=B, seed=seed, level=level, method=method)
+        for key in ("eer", "auc"):
+            if key in roc:
+                iv = roc[key]
+                out[key] = Interval(iv.low, iv.high, iv.level, iv.method, "presentations", iv.B, iv.seed, iv.extra)
+    return out
+
+
+def attach_by_name(metrics: list[dict], intervals: Mapping[str, Interval]) -> list[dict]:
+    """Set the interval of each metric named in ``intervals`` (in place); returns ``metrics``."""
+    for m in metrics:
+        if m.get("value") is not None:
+            set_interval(m, intervals.get(str(m.get("name", ""))))
     return metrics
+
+
+# -- identification: bootstrap over probes or subjects ------------------------
+def _open_trial(rank: np.ndarray, mate: np.ndarray, top: np.ndarray, candidate_list: int) -> tuple[_Sorted, np.ndarray]:
+    """One open-set trial as scored "pairs": a mated search is genuine with its
+    mate's score when the mate is within the candidate list (else below every
+    score), a non-mated one an impostor with its top score -- the strict
+    TAR@FAR of these is the TPIR@FPIR of
+    :func:`~harness.metrics.identification.open_set_point`."""
+    mated = rank > 0
+    hit = mated & (rank <= candidate_list)
+    finite = np.concatenate([mate[hit], top[~mated]])
+    low = (finite.min() if finite.size else 0.0) - 1.0
+    score = np.where(mated, np.where(hit, mate, low), top)
+    order = np.argsort(score, kind="stable")
+    return _Sorted(score[order], mated[order]), order
+
+
+def identification_intervals(
+    trials: Sequence[tuple[object, object, object, object]],
+    *,
+    ranks: Sequence[int] = (),
+    fpir_targets: Sequence[float] = (),
+    candidate_list: int = 1,
+    unit: str = "subjects",
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+) -> dict[str, Interval]:
+    """Intervals of 1:N metrics averaged over trials.
+
+    :param trials: one ``(probe_ids, rank, mate_score, top_score)`` per
+        trial (rank 0: a non-mated search), as
+        :func:`~harness.tasks.identification.search` gives them.
+    :param ranks: closed set: ``rank<k>`` (share of probes whose mate is
+        within rank k, mean over trials).
+    :param fpir_targets: open set: ``fnir_at_fpir:<t>`` and
+        ``tpir_at_fpir:<t>`` with the threshold re-chosen on the non-mated
+        searches of every replicate (:func:`_open_trial`).
+    :param unit: ``subjects`` (a probe identity is drawn with all its
+        searches, in every trial at once) or ``probes`` (searches drawn
+        within each trial and, in the open set, within mated / non-mated).
+    """
+    stat, design = identification_statistic(trials, ranks=ranks, fpir_targets=fpir_targets,
+                                            candidate_list=candidate_list, unit=unit)
+    return _run(stat, design, B, seed, level, method)
+
+
+def identification_statistic(
+    trials: Sequence[tuple[object, object, object, object]],
+    *,
+    ranks: Sequence[int] = (),
+    fpir_targets: Sequence[float] = (),
+    candidate_list: int = 1,
+    unit: str = "subjects",
+) -> tuple[Statistic, Design]:
+    """The vectorised statistic and the design of :func:`identification_intervals`:
+    ``stat(W)`` on all-ones weights is the estimate; on counts it is the metric of
+    the materialised resample."""
+    if unit not in ("subjects", "probes"):
+        raise MetricInputError(f"unit: {unit!r} is not one of subjects, probes")
+    if not trials:
+        raise MetricInputError("trials: none given; expected at least one (probe_ids, rank, mate, top)")
+    ids, rk, mates, tops, slices, start = [], [], [], [], [], 0
+    for probe_ids, rank, mate, top in trials:
+        r = np.asarray(rank, dtype=np.int64).reshape(-1)
+        ids.append(_codes(probe_ids))
+        rk.append(r)
+        mates.append(np.asarray(mate, dtype=np.float64).reshape(-1))
+        tops.append(np.asarray(top, dtype=np.float64).reshape(-1))
+        if not (ids[-1].size == r.size == mates[-1].size == tops[-1].size):
+            raise MetricInputError("trials: probe_ids, rank, mate_score and top_score differ in length")
+        slices.append(slice(start, start + r.size))
+        start += r.size
+    all_rank = np.concatenate(rk)
+    if unit == "subjects":
+        design = subject_design(np.concatenate([i.astype(str) for i in ids]))
+        design = Design("subjects", design.unit_a, design.unit_b, design.stratum)
+    else:
+        strata = np.concatenate([np.full(r.size, 2 * t) + (r > 0) for t, r in enumerate(rk)])
+        design = pair_design(all_rank.size, strata)
+        design = Design("probes", design.unit_a, design.unit_b, design.stratum, True)
+    targets = [check_rate(t, "fpir_targets") for t in fpir_targets]
+    opened = [_open_trial(rk[t], mates[t], tops[t], int(candidate_list)) for t in range(len(trials))] if targets else []
+    hits = {k: ((all_rank > 0) & (all_rank <= k)).astype(np.int64) for k in ranks}
+    mated = (all_rank > 0).astype(np.int64)
+
+    def stat(w: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k, h in hits.items():
+                out[f"rank{k}"] = np.mean([(w[:, sl] @ h[sl]) / (w[:, sl] @ mated[sl]) for sl in slices], axis=0)
+        if targets:
+            acc = _acc_dtype(w)
+            per = [_roc_stats(*data.class_weights(w[:, sl][:, order]), targets, acc)
+                   for sl, (data, order) in zip(slices, opened)]
+            for t in targets:
+                tpir = np.mean([p[f"tar_at_far:{t!r}"] for p in per], axis=0)
+                out[f"tpir_at_fpir:{t!r}"] = tpir
+                out[f"fnir_at_fpir:{t!r}"] = 1.0 - tpir
+        return out
+
+    return stat, design
+
+
+# -- detection: WIDER AP, bootstrap over images -------------------------------
+def _wider_tables(predictions: Mapping[str, object], gt_boxes: Mapping[str, np.ndarray],
+                  keep: Mapping[str, np.ndarray], iou_threshold: float, thresh_num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (in ``gt_boxes`` order), the counted proposals and recalled
+    faces above each of the ``thresh_num`` thresholds, and its kept faces:
+    the terms :func:`~harness.metrics.detection.wider_ap` sums."""
+    from harness.metrics.detection import wider_image_eval
+
+    arrays = {k: np.asarray(p, dtype=np.float64).reshape(-1, 5) if np.size(p) else np.zeros((0, 5))
+              for k, p in predictions.items()}
+    scores = np.concatenate([a[:, 4] for a in arrays.values()]) if arrays else np.zeros(0)
+    lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 1.0)
+    if scores.size and hi == lo:
+        raise MetricInputError("predictions: every score is equal; the WIDER evaluation needs two distinct values")
+    thresholds = 1 - (np.arange(thresh_num) + 1) / thresh_num
+    keys = list(gt_boxes)
+    table = np.zeros((len(keys), thresh_num, 2))
+    faces = np.zeros(len(keys))
+    for i, key in enumerate(keys):
+        kp = np.asarray(keep[key], dtype=bool)
+        faces[i] = kp.sum()
+        p, gt = arrays.get(key), gt_boxes[key]
+        if p is None or len(p) == 0 or len(gt) == 0:
+            continue
+        p = p[np.argsort(-p[:, 4], kind="stable")]
+        score = (p[:, 4] - lo) / (hi - lo)
+        pred_recall, proposal = wider_image_eval(p[:, :4], np.asarray(gt, dtype=np.float64), kp, iou_threshold)
+        n_above = np.searchsorted(-score, -thresholds, side="right")
+        has = n_above > 0
+        r = n_above[has] - 1
+        table[i, has, 0] = np.cumsum(proposal == 1)[r]
+        table[i, has, 1] = pred_recall[r]
+    return table, faces
+
+
+def _voc_ap_rows(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """:func:`~harness.metrics.detection.voc_ap` of each row."""
+    c = recall.shape[0]
+    mrec = np.concatenate([np.zeros((c, 1)), recall, np.ones((c, 1))], axis=1)
+    mpre = np.concatenate([np.zeros((c, 1)), precision, np.zeros((c, 1))], axis=1)
+    mpre = np.maximum.accumulate(mpre[:, ::-1], axis=1)[:, ::-1]
+    return np.sum((mrec[:, 1:] - mrec[:, :-1]) * mpre[:, 1:], axis=1)
+
+
+def detection_ap_intervals(
+    predictions: Mapping[str, object],
+    gt_boxes: Mapping[str, np.ndarray],
+    keeps: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    iou_threshold: float = 0.5,
+    thresh_num: int = 1000,
+) -> dict[str, Interval]:
+    """Bootstrap over images of the WIDER AP of each setting in ``keeps``
+    (setting -> image key -> keep-list); the same image draws for every
+    setting.  Scores stay min-max normalised over the whole set (the
+    thresholds do not move between replicates); a replicate is
+    :func:`~harness.metrics.detection.wider_ap` of the resampled images."""
+    keys = list(gt_boxes)
+    if not keys:
+        raise MetricInputError("gt_boxes: no image; a bootstrap over images needs at least one")
+    design = pair_design(len(keys))
+    design = Design("images", design.unit_a, design.unit_b, design.stratum, True)
+    out: dict[str, Interval] = {}
+    for setting, keep in keeps.items():
+        table, faces = _wider_tables(predictions, gt_boxes, keep, iou_threshold, thresh_num)
+        flat = table.reshape(len(keys), -1)
+
+        def stat(w: np.ndarray, flat=flat, faces=faces) -> dict[str, np.ndarray]:
+            wf = w.astype(np.float64)
+            pr = (wf @ flat).reshape(w.shape[0], thresh_num, 2)
+            n_faces = wf @ faces
+            with np.errstate(divide="ignore", invalid="ignore"):
+                precision = np.where(pr[:, :, 0] > 0, pr[:, :, 1] / pr[:, :, 0], 0.0)
+                ap = _voc_ap_rows(pr[:, :, 1] / n_faces[:, None], precision)
+            ap[n_faces == 0] = np.nan
+            return {"ap": ap}
+
+        res = _run(stat, design, B, seed, level, method)
+        if "ap" in res:
+            out[setting] = res["ap"]
+    return out

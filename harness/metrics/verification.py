@@ -4,9 +4,11 @@ Conventions: scores are similarities, a pair is accepted when
 ``score >= threshold``, labels are 1 (genuine) and 0 (impostor).
 
 The work is done once by :class:`Roc`, the exact ROC over every distinct
-threshold (tied scores form one threshold).  It is built with two
-``numpy.sort`` calls and one merge, never an ``argsort`` of the whole input,
-so 10 million scores take about a second.  The functions below are thin
+threshold (tied scores form one threshold).  It is built from counts per
+distinct score -- one ``numpy.sort`` of all scores, one of the smaller class
+and a ``searchsorted`` -- never an ``argsort``; every number after it is
+an O(log n) search, except the AUC's one pass (``benchmarks/bench_metrics.py``
+times 10 million scores against scikit-learn).  The functions below are thin
 wrappers: build the :class:`Roc` yourself when several numbers are needed
 from the same scores.
 """
@@ -22,9 +24,11 @@ from harness.metrics._checks import MetricInputError, check_pair, check_rate, ch
 __all__ = [
     "OperatingPoint",
     "Roc",
+    "ThresholdErrors",
     "auc",
     "det",
     "eer",
+    "errors_at_threshold",
     "far_frr",
     "roc",
     "tar_at_far",
@@ -55,6 +59,29 @@ class OperatingPoint:
     defined: bool
 
 
+@dataclass(frozen=True)
+class ThresholdErrors:
+    """Error counts at one fixed threshold (accept when ``score >= threshold``).
+
+    :param false_accepts: impostor scores ``>= threshold`` of ``n_impostor``.
+    :param false_rejects: genuine scores ``< threshold`` of ``n_genuine``.
+    """
+
+    threshold: float
+    false_accepts: int
+    n_impostor: int
+    false_rejects: int
+    n_genuine: int
+
+    @property
+    def far(self) -> float:
+        return self.false_accepts / self.n_impostor
+
+    @property
+    def frr(self) -> float:
+        return self.false_rejects / self.n_genuine
+
+
 class Roc:
     """The exact ROC of ``scores`` / ``labels``.
 
@@ -63,7 +90,14 @@ class Roc:
     scikit-learn's ``roc_curve``), then one point per distinct score in
     descending order; the last point accepts everything, ``(1, 1)``.
 
-    :ivar thresholds: (K+1,) float64, descending, ``thresholds[0] = inf``.
+    Built without any ``argsort``: one ``numpy.sort`` of every score gives the
+    distinct thresholds (run starts), one sort of the smaller class plus a
+    ``searchsorted`` into the distinct values gives that class's count per
+    threshold.  Only counts per distinct score matter, so ties never need a
+    stable order.
+
+    :ivar thresholds: (K+1,) float64, descending, ``thresholds[0] = inf`` (a
+        reversed view of an ascending array; ``np.ascontiguousarray`` if you need one).
     :ivar tp: (K+1,) int64 genuine scores ``>= threshold``.
     :ivar fp: (K+1,) int64 impostor scores ``>= threshold``.
     :ivar n_genuine, n_impostor: class sizes.
@@ -71,11 +105,12 @@ class Roc:
 
     def __init__(self, scores: object, labels: object) -> None:
         s, y = check_pair(scores, labels)
-        gen = np.sort(s[y])
-        imp = np.sort(s[~y])
-        self.n_genuine = int(gen.size)
-        self.n_impostor = int(imp.size)
-        self._build(gen, imp)
+        self.n_genuine = int(np.count_nonzero(y))
+        self.n_impostor = int(y.size - self.n_genuine)
+        gen_smaller = self.n_genuine <= self.n_impostor
+        minority = s[y] if gen_smaller else s[~y]  # a new array: sorted in place
+        minority.sort()
+        self._build(np.sort(s), minority, gen_smaller)
 
     @classmethod
     def from_classes(cls, genuine: object, impostor: object) -> "Roc":
@@ -90,41 +125,38 @@ class Roc:
             )
         self = cls.__new__(cls)
         self.n_genuine, self.n_impostor = int(g.size), int(i.size)
-        self._build(np.sort(g), np.sort(i))
+        gen_smaller = g.size <= i.size
+        values = np.concatenate([g, i])
+        values.sort()
+        self._build(values, np.sort(g if gen_smaller else i), gen_smaller)
         return self
 
-    def _build(self, gen: np.ndarray, imp: np.ndarray) -> None:
-        # Merge the two sorted runs; a stable sort of two sorted runs is a
-        # single merge pass.  Genuine come first within a tie (needed by the
-        # ROC convex hull; irrelevant to the counts).
-        merged = np.concatenate([gen, imp])
-        order = np.argsort(merged, kind="stable")
-        values = merged[order]
-        is_gen = order < gen.size
-        del merged, order
+    def _build(self, values: np.ndarray, minority: np.ndarray, minority_is_gen: bool) -> None:
+        """``values``: every score ascending; ``minority``: the smaller class ascending."""
         n = values.size
-        # first index of each distinct value (ascending)
         change = np.empty(n, dtype=bool)
         change[0] = True
         np.not_equal(values[1:], values[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
+        starts = np.flatnonzero(change)  # first index of each distinct value
         del change
-        cum_gen = np.empty(n + 1, dtype=np.int64)
-        cum_gen[0] = 0
-        np.cumsum(is_gen, out=cum_gen[1:])
-        gen_below = cum_gen[starts]
-        tp = self.n_genuine - gen_below  # genuine >= value
-        fp = (n - starts) - tp  # impostor >= value
-        self._sorted = (values, is_gen)  # ascending, kept for the convex hull
         k = starts.size
-        self.thresholds = np.empty(k + 1, dtype=np.float64)
-        self.thresholds[0] = np.inf
-        self.thresholds[1:] = values[starts][::-1]
+        ascending = np.empty(k + 1, dtype=np.float64)  # the distinct values, then +inf
+        np.take(values, starts, out=ascending[:k])
+        ascending[k] = np.inf
+        del values
+        # every minority score is one of the distinct values: its index is its group
+        per_group = np.bincount(np.searchsorted(ascending[:k], minority), minlength=k)
+        del minority
+        self.thresholds = ascending[::-1]  # descending, a view: no second copy
         self.tp = np.empty(k + 1, dtype=np.int64)
         self.fp = np.empty(k + 1, dtype=np.int64)
         self.tp[0] = self.fp[0] = 0
-        self.tp[1:] = tp[::-1]
-        self.fp[1:] = fp[::-1]
+        mine, other = (self.tp, self.fp) if minority_is_gen else (self.fp, self.tp)
+        np.cumsum(per_group[::-1], out=mine[1:])  # minority scores >= each threshold
+        del per_group
+        np.subtract(n, starts[::-1], out=other[1:])  # every score >= each threshold ...
+        other[1:] -= mine[1:]  # ... less the minority ones
+        self._cache: dict[str, object] = {}
 
     # -- curves -------------------------------------------------------------
     @property
@@ -142,6 +174,39 @@ class Roc:
     def __len__(self) -> int:
         return int(self.thresholds.size)
 
+    def _far_at(self, j: int) -> float:
+        """FAR of point ``j``, the same float as ``self.far[j]``."""
+        return float(self.fp[j] / self.n_impostor)
+
+    def _kept(self, lo: int, hi: int) -> np.ndarray:
+        """Whether points ``lo .. hi-1`` are among the points scikit-learn's
+        ``roc_curve(drop_intermediate=True)`` keeps: the start, the first and
+        last threshold, and every point where the step in differs from the
+        step out (a nonzero second difference of the counts)."""
+        last = len(self) - 1
+        idx = np.arange(lo, hi)
+        keep = (idx <= 1) | (idx >= last)
+        inner = idx[~keep]
+        if inner.size:
+            a, b = inner[0], inner[-1] + 2  # steps (i-1 -> i) and (i -> i+1) for every inner i
+            dfp, dtp = np.diff(self.fp[a - 1:b]), np.diff(self.tp[a - 1:b])
+            keep[~keep] = (dfp[1:] != dfp[:-1]) | (dtp[1:] != dtp[:-1])
+        return keep
+
+    def _kept_near(self, start: int, forward: bool) -> int | None:
+        """The first kept point at or after ``start`` (``forward``), or the
+        last at or before it; windows doubling from 64, so a long straight
+        run of the curve costs its length and nothing else does."""
+        n, width = len(self), 64
+        while True:
+            lo, hi = (start, min(n, start + width)) if forward else (max(0, start - width + 1), start + 1)
+            found = np.flatnonzero(self._kept(lo, hi))
+            if found.size:
+                return lo + int(found[0] if forward else found[-1])
+            if (forward and hi == n) or (not forward and lo == 0):
+                return None
+            start, width = (hi if forward else lo - 1), width * 2
+
     # -- numbers ------------------------------------------------------------
     def auc(self) -> float:
         """Area under the ROC (trapezoids; ties count one half), exact in integers."""
@@ -155,32 +220,52 @@ class Roc:
         if rule not in RULES:
             raise MetricInputError(f"rule: {rule!r} is not one of {', '.join(RULES)}")
         defined = target * self.n_impostor >= 1.0 - 1e-9
+        # FAR is nondecreasing along the curve: the last point with FAR <= target
+        j = _first_index(lambda i: self._far_at(i) > target, len(self)) - 1  # point 0 has FAR 0
         if rule == "strict":
-            far_arr = self.far
-            j = int(np.searchsorted(far_arr, target, side="right")) - 1  # far is nondecreasing
-            j = max(j, 0)
             # among thresholds with that TAR, the highest (lowest FAR)
             j = int(np.searchsorted(self.tp, self.tp[j], side="left"))
-            return OperatingPoint(target, float(self.tp[j] / self.n_genuine), float(far_arr[j]),
+            return OperatingPoint(target, float(self.tp[j] / self.n_genuine), self._far_at(j),
                                   float(self.thresholds[j]), rule, bool(defined))
-        fps, tps, thr = self._sklearn_points()
-        fpr = fps / self.n_impostor
-        dist = np.abs(fpr - target)
-        # insightface flips the arrays before argmin: the last minimum wins
-        j = fpr.size - 1 - int(np.argmin(dist[::-1]))
-        return OperatingPoint(target, float(tps[j] / self.n_genuine), float(fpr[j]), float(thr[j]),
-                              rule, bool(defined))
+        j = self._nearest(j, target)
+        return OperatingPoint(target, float(self.tp[j] / self.n_genuine), self._far_at(j),
+                              float(self.thresholds[j]), rule, bool(defined))
 
-    def _sklearn_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The points scikit-learn's ``roc_curve`` returns with ``drop_intermediate=True``."""
-        fps, tps, thr = self.fp[1:], self.tp[1:], self.thresholds[1:]
-        if fps.size > 2:
-            keep = np.empty(fps.size, dtype=bool)
-            keep[0] = keep[-1] = True
-            keep[1:-1] = (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0)
-            fps, tps, thr = fps[keep], tps[keep], thr[keep]
-        return (np.concatenate([[0], fps]), np.concatenate([[0], tps]),
-                np.concatenate([[np.inf], thr]))
+    def _nearest(self, lo: int, target: float) -> int:
+        """The kept point (:meth:`_kept`) whose FAR is nearest ``target``,
+        the last one on equal distance (insightface: argmin over the flipped
+        curve).  ``lo`` is the last point with FAR <= target.
+
+        The last point of a vertical run (equal FAR) is always kept, so the
+        answer is the last kept point at or below ``lo`` or the last point
+        sharing the FAR of the first kept point above it.
+        """
+        below = self._kept_near(lo, forward=False)  # point 0 is kept: never None
+        above = self._kept_near(lo + 1, forward=True) if lo + 1 < len(self) else None
+        if above is not None and abs(self._far_at(above) - target) <= abs(self._far_at(below) - target):
+            return int(np.searchsorted(self.fp, self.fp[above], side="right")) - 1
+        return int(below)
+
+    def _sklearn_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The points scikit-learn's ``roc_curve`` returns with ``drop_intermediate=True``
+        (``(fps, tps, thresholds, fpr)``, computed once).
+
+        scikit-learn drops an interior point when the steps into and out of
+        it are equal (second differences of both counts zero); a step here is
+        the (impostor, genuine) count of one distinct score.
+        """
+        if "sklearn" not in self._cache:
+            k = len(self) - 1  # points after the (0, 0) start
+            keep = np.ones(len(self), dtype=bool)
+            if k > 2:
+                step_fp, step_tp = np.diff(self.fp[1:]), np.diff(self.tp[1:])
+                same = (step_fp[1:] == step_fp[:-1]) & (step_tp[1:] == step_tp[:-1])
+                del step_fp, step_tp
+                keep[2:-1] = ~same
+            idx = np.flatnonzero(keep)
+            fps = self.fp[idx]
+            self._cache["sklearn"] = (fps, self.tp[idx], self.thresholds[idx], fps / self.n_impostor)
+        return self._cache["sklearn"]  # type: ignore[return-value]
 
     def eer(self, method: str = "interpolated") -> tuple[float, float]:
         """(EER, threshold); see :func:`eer`."""
@@ -188,37 +273,64 @@ class Roc:
             raise MetricInputError(f"method: {method!r} is not one of {', '.join(EER_METHODS)}")
         thr = self._eer_threshold()
         if method == "interpolated":
-            far, tar = self.far, self.tar
-            g = tar + far - 1.0  # nondecreasing from -1 to +1 along the curve
-            i = int(np.searchsorted(g, 0.0, side="left"))  # first g >= 0 (i >= 1)
-            g0, g1 = g[i - 1], g[i]
+            tp, fp, ng, ni = self.tp, self.fp, self.n_genuine, self.n_impostor
+
+            def g(j: int) -> float:  # TAR + FAR - 1, nondecreasing along the curve
+                return float(np.float64(tp[j] / ng) + np.float64(fp[j] / ni) - 1.0)
+
+            i = _first_index(lambda j: g(j) >= 0.0, len(self))  # i >= 1: g(0) = -1
+            g0, g1 = g(i - 1), g(i)
             lam = 0.0 if g1 == g0 else -g0 / (g1 - g0)
-            value = float(far[i - 1] + lam * (far[i] - far[i - 1]))
+            far0, far1 = fp[i - 1] / ni, fp[i] / ni
+            value = float(far0 + lam * (far1 - far0))
             return value, thr
-        return _rocch_eer(*self._sorted, self.n_genuine, self.n_impostor), thr
+        gen_desc, imp_desc = np.diff(self.tp), np.diff(self.fp)  # per distinct score, descending
+        return _rocch_eer(gen_desc[::-1], imp_desc[::-1], self.n_genuine, self.n_impostor), thr
 
     def _eer_threshold(self) -> float:
         """Threshold of the ROC point with the smallest |FAR - FRR| (highest on ties)."""
-        diff = np.abs(self.fp[1:] * self.n_genuine - (self.n_genuine - self.tp[1:]) * self.n_impostor)
-        j = int(np.argmin(diff)) + 1
+        ng, ni, tp, fp = self.n_genuine, self.n_impostor, self.tp, self.fp
+
+        def a(j: int) -> int:  # (FAR - FRR) * ng * ni, strictly increasing in j
+            return int(fp[j]) * ng - (ng - int(tp[j])) * ni
+
+        j = _first_index(lambda j: a(j) >= 0, len(self), lo=1)
+        if j == len(self) or (j > 1 and abs(a(j - 1)) <= abs(a(j))):
+            j -= 1
         return float(self.thresholds[j])
 
 
-def _rocch_eer(values: np.ndarray, is_gen: np.ndarray, n_gen: int, n_imp: int) -> float:
+def _first_index(pred, n: int, lo: int = 0) -> int:
+    """The first index in ``[lo, n)`` where a monotone ``pred`` holds (``n`` if none)."""
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _rocch_eer(gen: np.ndarray, imp: np.ndarray, n_gen: int, n_imp: int) -> float:
     """EER of the ROC convex hull, as BOSARIS ``rocch2eer`` / bob.measure ``eer_rocch``.
 
-    The hull is found with pool-adjacent-violators on the labels sorted by
-    ascending score, genuine first within a tie (so a tie is always pooled,
-    never split).  Its vertices in (P_fa, P_miss); each hull segment whose
-    line is ``a*pfa + b*pmiss = 1`` proposes ``1 / (a + b)``; the EER is the
-    largest proposal (axis-parallel segments propose 0).
+    ``gen`` / ``imp``: genuine and impostor counts per distinct score,
+    ascending.  The hull is found with pool-adjacent-violators on the
+    genuine fraction of each distinct score weighted by its count: the same
+    fit as on the single labels sorted by score with genuine first within a
+    tie, where PAV always pools the tie (a tie is never split).  Its vertices
+    in (P_fa, P_miss); each hull segment whose line is ``a*pfa + b*pmiss = 1``
+    proposes ``1 / (a + b)``; the EER is the largest proposal (axis-parallel
+    segments propose 0).
     """
     from scipy.optimize import isotonic_regression
 
-    res = isotonic_regression(is_gen.astype(np.float64), increasing=True)
-    widths = np.asarray(res.weights, dtype=np.int64)
-    means = np.asarray(res.x, dtype=np.float64)[np.cumsum(widths) - widths]
-    n_tar_blocks = np.rint(means * widths).astype(np.int64)  # genuine per block
+    size = gen + imp
+    res = isotonic_regression(gen / size, weights=size.astype(np.float64), increasing=True)
+    first = np.asarray(res.blocks[:-1], dtype=np.intp)  # first group of each block
+    n_tar_blocks = np.add.reduceat(gen, first)  # genuine per block, exact
+    widths = np.add.reduceat(size, first)
     # vertex k: everything in blocks < k is rejected
     tar_below = np.concatenate([[0], np.cumsum(n_tar_blocks)])
     non_below = np.concatenate([[0], np.cumsum(widths - n_tar_blocks)])
@@ -273,6 +385,16 @@ def far_frr(scores: object, labels: object, threshold: float) -> tuple[float, fl
     n_gen = int(y.sum())
     n_imp = y.size - n_gen
     return float(np.count_nonzero(acc & ~y) / n_imp), float(np.count_nonzero(~acc & y) / n_gen)
+
+
+def errors_at_threshold(scores: object, labels: object, threshold: float) -> ThresholdErrors:
+    """The counts behind :func:`far_frr` (what a binomial interval needs)."""
+    s, y = check_pair(scores, labels)
+    t = check_threshold(threshold)
+    acc = s >= t
+    n_gen = int(np.count_nonzero(y))
+    return ThresholdErrors(t, int(np.count_nonzero(acc & ~y)), int(y.size - n_gen),
+                           int(np.count_nonzero(~acc & y)), n_gen)
 
 
 def tar_at_far(scores: object, labels: object, far: float, rule: str = "strict") -> OperatingPoint:

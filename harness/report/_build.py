@@ -17,8 +17,15 @@ from typing import Any, Iterable, Mapping, Sequence
 from markupsafe import Markup
 
 from harness._values import finite_float
+from harness.report import _evidence as E
 from harness.report import _format as F
+from harness.report._bin_suite import suite_grid_section, suite_section
+from harness.report._diagnostics import diagnostic_sections
+from harness.report._identification_grid import identification_grid_plots, identification_grid_section
+from harness.report._model_card import add_cost_columns, manifest_grid_section, manifest_section, model_card_section
+from harness.report._pipeline_section import pipeline_section
 from harness.report._svg import Series, hist_chart, line_chart
+from harness.report._tracking import tracking_section
 from harness.report.context import (
     Cell,
     Column,
@@ -105,10 +112,10 @@ def safe_name(value: str) -> str:
 def metric_view(m: Mapping[str, Any]) -> MetricView:
     name = str(m.get("name", "?"))
     meta = _dict(m.get("meta"))
-    ci = m.get("ci")
+    bounds = E.ci_bounds(m)
     ci_text = ""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
-        ci_text = f"[{F.fmt_metric(name, ci[0], meta)}, {F.fmt_metric(name, ci[1], meta)}]"
+    if bounds is not None:
+        ci_text = f"[{F.fmt_metric(name, bounds[0], meta)}, {F.fmt_metric(name, bounds[1], meta)}]"
     spread = F.fmt_spread(name, m.get("std"), meta)
     return MetricView(
         name=name,
@@ -119,6 +126,7 @@ def metric_view(m: Mapping[str, Any]) -> MetricView:
         ci=ci_text,
         direction=str(m.get("direction", "higher")),
         convention=str(m.get("convention", "") or ""),
+        ci_note=E.ci_note(_dict(meta.get("ci"))),
     )
 
 
@@ -134,7 +142,10 @@ def headline_names(metrics: Sequence[Mapping[str, Any]], limit: int = 6, *, defi
         metrics = [m for m in metrics if _num(m.get("value")) is not None]
     names = [str(m["name"]) for m in metrics]
     flagged = [str(m["name"]) for m in metrics if _dict(m.get("meta")).get("headline")]
-    known = [n for n in HEADLINE_ORDER if n in names]
+    # TAR@FAR: the most stringent target the data can measure, not a fixed one that may be n/a
+    tar = E.measurable_tar_names(metrics)
+    known = [n for n in HEADLINE_ORDER if n in names and not n.startswith("tar_at_far_")]
+    known[1:1] = [n for n in tar if n not in known]
     picked = list(dict.fromkeys(flagged + known))
     if len(picked) < 4:
         picked += [n for n in names if n not in picked][: 4 - len(picked)]
@@ -183,17 +194,60 @@ def protocol_box(results: Mapping[str, Any]) -> list[KeyValue]:
             ds += f" — {F.fmt_count(gen + imp)} pairs"
         ds += f" ({F.fmt_count(gen)} genuine / {F.fmt_count(imp)} impostor)"
     items.append(KeyValue("Dataset", ds, mono=False))
+    evaluated = _evaluated_on(results)
+    if evaluated:
+        items.append(KeyValue("Evaluated on", evaluated))
     for key, label in _PROTOCOL_FIELDS:
         if key in protocol:
             items.append(KeyValue(label, F.fmt_value(protocol[key])))
     for key, value in protocol.items():
-        if key in _PROTOCOL_SKIP or key in dict(_PROTOCOL_FIELDS):
+        if key in _PROTOCOL_SKIP or key in dict(_PROTOCOL_FIELDS) or key == "intervals":
             continue
-        items.append(KeyValue(key.replace("_", " ").capitalize(), F.fmt_value(value)))
+        if key == "name":
+            value = _protocol_name(results, value)
+        items.append(KeyValue(F.field_label(key), F.fmt_value(value)))
+    ci = E.intervals_text(results)
+    if ci:
+        items.append(KeyValue("Confidence intervals", ci))
     return items
 
 
-def _lfw_table(lfw: Mapping[str, Any]) -> Table | None:
+def _evaluated_on(results: Mapping[str, Any]) -> str:
+    """What part of a multi-fold dataset a run evaluated (``--eval-folds``), or ""."""
+    protocol = _dict(results.get("protocol"))
+    chosen = _list(_dict(_dict(results.get("provenance")).get("config")).get("eval_folds"))
+    if not chosen:
+        return ""
+    pairs = _num(protocol.get("pairs"))
+    folds = ", ".join(str(f) for f in chosen)
+    text = f"fold{'s' if len(chosen) > 1 else ''} {folds} only (0-based)"
+    if pairs is not None:
+        text += f": {F.fmt_count(pairs)} pairs"
+    cv = str(protocol.get("cv_folds") or "")
+    if "sub-fold" in cv:
+        text += "; accuracy cross-validated over stratified sub-folds of these pairs"
+    return text
+
+
+def _protocol_name(results: Mapping[str, Any], name: Any) -> Any:
+    """The protocol's name as it applies to this run: a full-dataset name
+    ("LFW View 2 (6,000 pairs, 10 folds)") marked as the dataset's when only some
+    folds were evaluated, and a detection subset name widened to the subsets its
+    AP covers."""
+    text = str(name or "")
+    if _evaluated_on(results) and re.search(r"\bfolds?\b", text):
+        return f"{text} — the full dataset; this run used part of it (see Evaluated on)"
+    ap = _dict(_dict(_dict(results.get("sections")).get("detection")).get("ap"))
+    if len(ap) > 1:
+        subsets = " / ".join(str(k) for k in ap)
+        text, n = re.subn(r"\b(easy|medium|hard)\b", subsets, text, count=1)
+        return text if n else f"{text} ({subsets} subsets)"
+    return name
+
+
+def _lfw_table(lfw: Mapping[str, Any], sub_folds: str = "") -> Table | None:
+    """Per-fold accuracy; ``sub_folds`` (the protocol's ``cv_folds`` statement) when the
+    folds are stratified sub-folds of one dataset fold, not the dataset's folds."""
     folds = [f for f in _list(lfw.get("folds")) if isinstance(f, dict)]
     if not folds and lfw.get("mean") is None:
         return None
@@ -213,15 +267,20 @@ def _lfw_table(lfw: Mapping[str, Any]) -> Table | None:
         Cell(""),
     ]]
     n = len(folds)
+    caption = f"LFW protocol: {n}-fold accuracy" if n else "LFW protocol accuracy"
+    if sub_folds:
+        caption = f"Accuracy over {n} stratified sub-folds of the evaluated pairs"
     return Table(
         id="lfw-folds",
-        caption=f"LFW protocol: {n}-fold accuracy" if n else "LFW protocol accuracy",
-        columns=[Column("Fold", numeric=True), Column("Accuracy", numeric=True), Column("Threshold", numeric=True)],
+        caption=caption,
+        columns=[Column("Sub-fold" if sub_folds else "Fold", numeric=True), Column("Accuracy", numeric=True),
+                 Column("Threshold", numeric=True)],
         rows=rows,
         footer=footer,
         note=(
             f"The threshold of each fold is chosen on the other {n - 1} folds and accuracy is "
             "measured on the held-out fold; mean ± standard deviation over folds."
+            + (f" Sub-folds, not the dataset's folds: {sub_folds}." if sub_folds else "")
             if n > 1 else ""
         ),
     )
@@ -232,7 +291,8 @@ def _far_label(far: float) -> str:
     return f"1e{int(round(exp))}" if far > 0 and abs(exp - round(exp)) < 1e-9 else F.fmt_far(far)
 
 
-def _tar_table(rows_in: list[dict[str, Any]], n_impostor: float | None) -> Table | None:
+def _tar_table(rows_in: list[dict[str, Any]], n_impostor: float | None,
+               by_name: Mapping[str, Mapping[str, Any]] | None = None) -> Table | None:
     rows_in = [r for r in rows_in if isinstance(r, dict) and _num(r.get("far")) is not None]
     if not rows_in:
         return None
@@ -240,29 +300,42 @@ def _tar_table(rows_in: list[dict[str, Any]], n_impostor: float | None) -> Table
     rules = sorted({str(r.get("rule")) for r in rows_in if r.get("rule")})
     rows = []
     any_na = False
+    metrics = by_name or {}
+    with_ci = any(E.ci_bounds(m) for n, m in metrics.items() if n.startswith("tar_at_far_"))
+    with_far = any(_num(r.get("far_achieved")) is not None for r in rows_in)
     for r in rows_in:
         far = float(r["far"])
         defined = r.get("defined", True) and _num(r.get("tar")) is not None
         if n_impostor and far < 1.0 / n_impostor:
             defined = False
         any_na |= not defined
-        rows.append([
+        row = [
             Cell(_far_label(far), far),
             Cell(F.fmt_percent(r.get("tar")) if defined else F.NA, _num(r.get("tar")) if defined else None,
                  title="" if defined else "FAR target below 1/N_impostor: not measurable"),
-            Cell(F.fmt_threshold(r.get("threshold")) if defined else F.NA, _num(r.get("threshold")) if defined else None),
-        ])
+        ]
+        if with_ci:
+            m = metrics.get(f"tar_at_far_{_far_label(far)}") or {}
+            b = E.ci_bounds(m) if defined else None
+            row.append(Cell(f"[{F.fmt_percent(b[0])}, {F.fmt_percent(b[1])}]" if b else "—",
+                            title=E.ci_note(_dict(_dict(m.get("meta")).get("ci")))))
+        if with_far:
+            row.append(Cell(F.fmt_far(r.get("far_achieved")) if defined else F.NA,
+                            _num(r.get("far_achieved")) if defined else None))
+        row.append(Cell(F.fmt_threshold(r.get("threshold")) if defined else F.NA,
+                        _num(r.get("threshold")) if defined else None))
+        rows.append(row)
     note = f"Rule: {'; '.join(rules)}." if rules else ""
     if any_na:
         limit = f" (1/N_impostor = {F.fmt_far(1.0 / n_impostor)})" if n_impostor else ""
         note += f" n/a: the FAR target is below 1/N_impostor{limit}, so it cannot be measured."
-    return Table(
-        id="tar-at-far",
-        caption="TAR @ FAR",
-        columns=[Column("FAR target", numeric=True), Column("TAR", numeric=True), Column("Threshold", numeric=True)],
-        rows=rows,
-        note=note.strip(),
-    )
+    columns = [Column("FAR target", numeric=True), Column("TAR", numeric=True)]
+    if with_ci:
+        columns.append(Column("95% CI", numeric=True))
+    if with_far:
+        columns.append(Column("Realised FAR", numeric=True, title="FAR at the chosen threshold (at most the target)"))
+    columns.append(Column("Threshold", numeric=True))
+    return Table(id="tar-at-far", caption="TAR @ FAR", columns=columns, rows=rows, note=note.strip())
 
 
 def _op_table(ops: list[dict[str, Any]]) -> Table | None:
@@ -271,7 +344,7 @@ def _op_table(ops: list[dict[str, Any]]) -> Table | None:
         return None
     rows = [
         [
-            Cell(str(o.get("name", "?"))),
+            Cell(_op_label(o.get("name")), title=str(o.get("name", ""))),
             Cell(F.fmt_threshold(o.get("threshold")), _num(o.get("threshold"))),
             Cell(F.fmt_far(o.get("far")), _num(o.get("far"))),
             Cell(F.fmt_percent(o.get("frr")), _num(o.get("frr"))),
@@ -281,11 +354,22 @@ def _op_table(ops: list[dict[str, Any]]) -> Table | None:
     return Table(
         id="operating-points",
         caption="FAR and FRR at chosen thresholds",
-        columns=[Column("Operating point"), Column("Threshold", numeric=True), Column("FAR", numeric=True),
-                 Column("FRR", numeric=True)],
+        columns=[Column("Threshold chosen for"), Column("Threshold", numeric=True),
+                 Column("Realised FAR", numeric=True), Column("FRR", numeric=True)],
         rows=rows,
-        note="A pair is accepted when its score is at or above the threshold.",
+        note="A pair is accepted when its score is at or above the threshold. A FAR target's threshold is the "
+             "lowest whose FAR stays at or below the target (strict rule), so the realised FAR can be well below "
+             "the target — it is what the threshold gives on these pairs.",
     )
+
+
+def _op_label(name: Any) -> str:
+    """``far_1e-1`` → ``FAR target ≤ 1e-1``, ``eer`` → ``EER (FAR = FRR)``; other names as stored."""
+    text = str(name or "?")
+    m = re.fullmatch(r"far_(.+)", text)
+    if m:
+        return f"FAR target ≤ {m.group(1)}"
+    return {"eer": "EER (FAR = FRR)"}.get(text.lower(), text)
 
 
 def _kv_items(d: Mapping[str, Any], *, percent: Iterable[str] = ()) -> list[KeyValue]:
@@ -300,7 +384,7 @@ def _kv_items(d: Mapping[str, Any], *, percent: Iterable[str] = ()) -> list[KeyV
             text = F.fmt_metric(k, v)
         else:
             text = F.fmt_value(v)
-        out.append(KeyValue(k.replace("_", " ").capitalize(), text))
+        out.append(KeyValue(F.field_label(k), text))
     return out
 
 
@@ -318,12 +402,32 @@ def _far_floor(xs: Iterable[Any]) -> float:
     return max(1e-6, 10 ** math.floor(math.log10(min(pos)) + 1e-9))
 
 
+def _tar_floor(series: list[Series], far_floor: float) -> float:
+    """The lower end of a zoomed TAR axis: the lowest TAR (band included) any
+    curve reaches within the plotted FAR range, rounded down to a step of 0.05
+    (0.01 above 0.95), so good models do not flatten into the top edge."""
+    lows = []
+    for s in series:
+        pts = [(_num(x), _num(y)) for x, y in zip(s.x, s.y)]
+        lows += [y for x, y in pts if x is not None and y is not None and x >= far_floor]
+        if s.band is not None:
+            lows += [v for x, v in zip(s.band[0], s.band[1]) if _num(x) is not None and _num(v) is not None
+                     and float(x) >= far_floor]
+    if not lows:
+        return 0.0
+    lo = min(lows)
+    step = 0.01 if lo > 0.95 else 0.05
+    return max(0.0, math.floor(lo / step - 1e-9) * step)
+
+
 def roc_plot(series: list[Series], caption: str = "") -> Markup:
     floor = _far_floor(x for s in series for x in s.x)
+    ylo = _tar_floor(series, floor)
+    zoom = f" TAR axis zoomed to [{ylo:.2f}, 1]." if ylo > 0 else ""
     return line_chart(
-        series, kind="roc", title="ROC", x_label="False accept rate (FAR)",
-        y_label="True accept rate (TAR)", x_log=True, x_lim=(floor, 1.0), y_lim=(0.0, 1.0),
-        caption=caption or "TAR against FAR, log FAR axis.",
+        series, kind="roc", title="ROC", x_label="False accept rate (FAR, log)",
+        y_label="True accept rate (TAR)", x_log=True, x_lim=(floor, 1.0), y_lim=(ylo, 1.0),
+        caption=(caption or "TAR against FAR, log FAR axis.") + zoom,
     )
 
 
@@ -333,11 +437,12 @@ def _verification_sections(results: Mapping[str, Any]) -> list[Section]:
     counts = _dict(sections.get("counts"))
     out: list[Section] = []
     tables = []
-    t = _lfw_table(_dict(sections.get("lfw")))
+    cv = str(_dict(results.get("protocol")).get("cv_folds") or "")
+    t = _lfw_table(_dict(sections.get("lfw")), cv if "sub-fold" in cv else "")
     if t:
         tables.append(t)
     n_imp = _num(counts.get("impostor"))
-    t = _tar_table(_list(sections.get("tar_at_far")), n_imp)
+    t = _tar_table(_list(sections.get("tar_at_far")), n_imp, {str(m["name"]): m for m in _metrics(results)})
     if t:
         tables.append(t)
     t = _op_table(_list(sections.get("operating_points")))
@@ -351,17 +456,20 @@ def _verification_sections(results: Mapping[str, Any]) -> list[Section]:
         out.append(Section("verification", "Verification", items=items, tables=tables))
 
     plots: list[Markup] = []
+    band_note = E.band_caption(curves)
     roc = _curve(curves.get("roc"), "far", "tar")
     if roc:
-        plots.append(roc_plot([Series("", *roc)]))
+        plots.append(roc_plot([Series("", *roc, band=E.roc_band(curves))],
+                              caption="TAR against FAR, log FAR axis." + band_note))
     det = _curve(curves.get("det"), "far", "frr")
     if det:
         floor = _far_floor(det[0])
+        band = E.det_band(curves)
         plots.append(line_chart(
-            [Series("", *det)], kind="det", title="DET", x_label="False accept rate (FAR)",
-            y_label="False reject rate (FRR)", x_log=True, y_log=True,
-            x_lim=(floor, 1.0), y_lim=(_far_floor(det[1]), 1.0),
-            caption="FRR against FAR, both axes log.",
+            [Series("", *det, band=band)], kind="det", title="DET", x_label="False accept rate (FAR, log)",
+            y_label="False reject rate (FRR, log)", x_log=True, y_log=True,
+            x_lim=(floor, 1.0), y_lim=(_far_floor([*det[1], *(band[1] if band else [])]), 1.0),
+            caption="FRR against FAR, both axes log." + band_note,
         ))
     hist = _dict(curves.get("hist"))
     hists = []
@@ -394,7 +502,14 @@ def _training_section(results: Mapping[str, Any]) -> Section | None:
                                 x_label="step", y_label=ylabel, y_log=bool(log)))
     if not plots and not info:
         return None
-    return Section("training", "Training", items=_kv_items(info), plots=plots)
+    tables = []
+    for key in [k for k, v in info.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]:
+        t = E.list_table(key, info[key], table_id=f"training-{key.replace('_', '-')}")
+        if t:
+            tables.append(t)
+    items = _kv_items({k: v for k, v in info.items() if not any(t.id == f"training-{k.replace('_', '-')}"
+                                                                   for t in tables)})
+    return Section("training", "Training", items=items, tables=tables, plots=plots)
 
 
 def _detection_section(results: Mapping[str, Any]) -> Section | None:
@@ -405,10 +520,22 @@ def _detection_section(results: Mapping[str, Any]) -> Section | None:
     tables, plots = [], []
     ap = _dict(det.get("ap"))
     if ap:
+        by_name = {str(m["name"]): m for m in _metrics(results)}
+        with_ci = any(E.ci_bounds(by_name.get(f"ap_{k}", {})) for k in ap)
+        rows = []
+        for k, v in ap.items():
+            row = [Cell(str(k)), Cell(F.fmt_percent(v), _num(v))]
+            if with_ci:
+                m = by_name.get(f"ap_{k}", {})
+                b = E.ci_bounds(m)
+                row.append(Cell(f"[{F.fmt_percent(b[0])}, {F.fmt_percent(b[1])}]" if b else "—",
+                                title=E.ci_note(_dict(_dict(m.get("meta")).get("ci")))))
+            rows.append(row)
         tables.append(Table(
             id="detection-ap", caption="Average precision (IoU 0.5)",
-            columns=[Column("Subset"), Column("AP", numeric=True)],
-            rows=[[Cell(str(k)), Cell(F.fmt_percent(v), _num(v))] for k, v in ap.items()],
+            columns=[Column("Subset"), Column("AP", numeric=True)] + ([Column("95% CI", numeric=True)] if with_ci
+                                                                      else []),
+            rows=rows,
         ))
     series = []
     for subset, c in pr.items():
@@ -417,7 +544,8 @@ def _detection_section(results: Mapping[str, Any]) -> Section | None:
             series.append(Series(str(subset), *xy))
     if series:
         plots.append(line_chart(series, kind="pr", title="Precision–recall", x_label="recall",
-                                y_label="precision", x_lim=(0.0, 1.0), y_lim=(0.0, 1.0)))
+                                y_label="precision", x_lim=(0.0, 1.0), y_lim=(0.0, 1.0),
+                                caption="One curve per subset; every subset scores the same detections."))
     items = _kv_items(_dict(det.get("speed")))
     extra = {k: v for k, v in det.items() if k not in ("ap", "speed")}
     items += _kv_items(extra)
@@ -527,15 +655,25 @@ def _inpainting_section(results: Mapping[str, Any]) -> Section | None:
     return Section("inpainting", "Inpainting", items=items, tables=tables, strips=strips)
 
 
-def _rank_table(ident: Mapping[str, Any]) -> Table | None:
+def _rank_table(ident: Mapping[str, Any], by_name: Mapping[str, Mapping[str, Any]] | None = None) -> Table | None:
     rows_in = [r for r in _list(ident.get("rank")) if isinstance(r, dict) and _num(r.get("k")) is not None]
     if not rows_in:
         return None
-    rows = [[Cell(f"rank-{int(r['k'])}", _num(r["k"])),
-             Cell(F.fmt_percent(r.get("mean")), _num(r.get("mean")), note=f"± {F.fmt_percent(r.get('std'))}")]
-            for r in rows_in]
+    metrics = by_name or {}
+    with_ci = any(E.ci_bounds(metrics.get(f"rank{int(r['k'])}", {})) for r in rows_in)
+    rows = []
+    for r in rows_in:
+        row = [Cell(f"rank-{int(r['k'])}", _num(r["k"])),
+               Cell(F.fmt_percent(r.get("mean")), _num(r.get("mean")), note=f"± {F.fmt_percent(r.get('std'))}")]
+        if with_ci:
+            m = metrics.get(f"rank{int(r['k'])}", {})
+            b = E.ci_bounds(m)
+            row.append(Cell(f"[{F.fmt_percent(b[0])}, {F.fmt_percent(b[1])}]" if b else "—",
+                            title=E.ci_note(_dict(_dict(m.get("meta")).get("ci")))))
+        rows.append(row)
     return Table(id="rank-k", caption="Closed-set identification: rank-k",
-                 columns=[Column("Rank", numeric=True), Column("Identification rate", numeric=True)], rows=rows,
+                 columns=[Column("Rank", numeric=True), Column("Identification rate", numeric=True)]
+                 + ([Column("95% CI", numeric=True)] if with_ci else []), rows=rows,
                  note="Mean ± standard deviation over the trials; ties count against the probe.")
 
 
@@ -589,7 +727,9 @@ def _identification_section(results: Mapping[str, Any]) -> Section | None:
     templates = _dict(sections.get("ijb_identification"))
     if not (ident or open_set or templates):
         return None
-    tables = [t for t in (_rank_table(ident), _open_set_table(open_set), _template_search_table(templates)) if t]
+    by_name = {str(m["name"]): m for m in _metrics(results)}
+    tables = [t for t in (_rank_table(ident, by_name), _open_set_table(open_set), _template_search_table(templates))
+              if t]
     items, notes = [], [str(n) for n in _list(sections.get("identification_notes"))]
     for label, d in (("Closed set", ident), ("Open set", open_set)):
         if d:
@@ -645,7 +785,7 @@ def _metrics_section(metrics: list[dict[str, Any]]) -> Section | None:
     for v in views:
         row = [Cell(v.label, title=v.name), Cell(v.text, v.value, note=v.spread)]
         if with_ci:
-            row.append(Cell(v.ci))
+            row.append(Cell(v.ci, title=v.ci_note))
         row.append(Cell("higher ↑" if v.direction == "higher" else "lower ↓"))
         if with_conv:
             row.append(Cell(v.convention))
@@ -695,7 +835,10 @@ def component_cards(results: Mapping[str, Any]) -> list[ComponentCard]:
                 facts.append(KeyValue(label, F.fmt_value(d[key])))
         if d.get("license"):
             facts.append(KeyValue("Licence", str(d["license"])))
-        for w in _list(d.get("weights")):
+        scratch = _from_scratch(prov, kind, str(d.get("name", combo.get(kind, ""))))
+        if scratch:
+            facts.append(KeyValue("Weights", scratch))
+        for w in [] if scratch else _list(d.get("weights")):
             w = _dict(w)
             if w.get("filename"):
                 text = str(w["filename"]) + (f" ({w['license']})" if w.get("license") else " (licence not stated)")
@@ -709,6 +852,22 @@ def component_cards(results: Mapping[str, Any]) -> list[ComponentCard]:
             paper=paper, paper_href=safe_href(paper), facts=facts,
         ))
     return cards
+
+
+def _from_scratch(prov: Mapping[str, Any], kind: str, name: str) -> str:
+    """For a backbone trained in this run from its initialisation (a loss, no
+    ``weights`` option, no ``init`` checkpoint), the text that replaces the
+    spec's pretrained weights; "" otherwise."""
+    config = _dict(prov.get("config"))
+    comps = _dict(config.get("components"))
+    if kind != "backbone" or "loss" not in comps or not config.get("train"):
+        return ""
+    if _dict(_dict(config.get("options")).get(name)).get("weights"):
+        return ""
+    init = _dict(config.get("training")).get("init")
+    if init:
+        return f"initialised from {init}, then trained in this run"
+    return "none: trained from scratch in this run (the pretrained weights of its spec were not used)"
 
 
 def environment(results: Mapping[str, Any]) -> list[KeyValue]:
@@ -761,14 +920,20 @@ def created_text(results: Mapping[str, Any], fallback: str = "") -> str:
 def build_run_page(results: Mapping[str, Any], *, index_href: str, grid_href: str) -> RunPage:
     metrics = _metrics(results)
     by_name = {str(m["name"]): m for m in metrics}
-    headline = [metric_view(by_name[n]) for n in headline_names(metrics)]
+    headline = [metric_view(by_name[n]) for n in headline_names(metrics, defined_only=True)]
     sections: list[Section] = []
     sections += _verification_sections(results)
-    for build in (_identification_section, _training_section, _detection_section, _landmarks_section,
-                  _liveness_section, _inpainting_section, _skipped_section):
+    for build in (suite_section, _identification_section, _training_section, _detection_section, _landmarks_section,
+                  tracking_section, _liveness_section, _inpainting_section, _skipped_section):
         s = build(results)
         if s:
             sections.append(s)
+    sections += [s for s in (model_card_section(results), manifest_section(results)) if s]
+    sections += [s for s in (pipeline_section(results),) if s]  # workers, seconds per stage, img/s
+    sections += diagnostic_sections(results)  # demographics, failure gallery, EVRC (harness/report/_diagnostics.py)
+    s = E.published_section(results, by_name)
+    if s:
+        sections.insert(0, s)
     s = _metrics_section(metrics)
     if s:
         sections.append(s)
@@ -832,6 +997,7 @@ def build_grid_page(
 
     rows = []
     values: dict[str, list[float | None]] = {n: [] for n in columns_metrics}
+    bounds: dict[str, list[tuple[float, float] | None]] = {n: [] for n in columns_metrics}
     for (run_id, r), combo in zip(runs, combos):
         by_name = {str(m["name"]): m for m in _metrics(r)}
         short = str(_dict(r.get("provenance")).get("config_hash") or r.get("config_hash") or run_id)
@@ -842,13 +1008,18 @@ def build_grid_page(
             if m is None:
                 row.append(Cell("—"))
                 values[n].append(None)
+                bounds[n].append(None)
             else:
                 v = metric_view(m)
-                row.append(Cell(v.text, v.value, note=v.spread))
+                note = " ".join(t for t in (v.spread, v.ci) if t)
+                row.append(Cell(v.text, v.value, note=note, title=v.ci_note))
                 values[n].append(v.value)
+                bounds[n].append(E.ci_bounds(m) if v.value is not None else None)
         row.append(Cell(str(r.get("status", "?"))))
         rows.append(row)
-    # mark the best value of each metric column (ties all marked; None never wins)
+    # mark the best value of each metric column (ties all marked; None never wins), and the runs whose
+    # 95 % interval overlaps the best one's (not distinguishable from it)
+    flagged = 0
     for j, n in enumerate(columns_metrics):
         col = 1 + len(varying) + j
         vals = [v for v in values[n] if v is not None]
@@ -858,20 +1029,33 @@ def build_grid_page(
         for i, v in enumerate(values[n]):
             if v is not None and v == best:
                 rows[i][col].best = True
+        flagged += E.flag_overlaps([row[col] for row in rows], bounds[n], values[n],
+                                   str(info[n].get("direction", "higher")))
+    add_cost_columns(columns, rows, runs)  # params, GFLOPs, ms/face, img/s, manifest (sections.model_card)
 
     first = runs[0][1] if runs else {}
     protocols = [_dict(r.get("protocol")) for _, r in runs]
     shared = {k: v for k, v in _dict(first.get("protocol")).items() if all(p.get(k) == v for p in protocols)}
-    protocol = protocol_box({"protocol": shared, "sections": {}}) if shared else []
+    # the interval statement the runs share (a seed that differs between runs is left out)
+    statements = [_dict(_dict(r.get("sections")).get("intervals")) for _, r in runs]
+    common = {k: v for k, v in (statements[0] if statements else {}).items()
+              if k not in ("wall_s", "seed") and all(st.get(k) == v for st in statements)}
+    if common and all(st.get("seed") == statements[0].get("seed") for st in statements):
+        common["seed"] = statements[0].get("seed")
+    same = {"intervals": common} if {"B", "unit"} <= set(common) else {}
+    protocol = protocol_box({"protocol": shared, "sections": same}) if shared else []
 
     plots = []
     series = []
     for (run_id, r), combo in zip(runs, combos):
         roc = _curve(_dict(r.get("curves")).get("roc"), "far", "tar")
         if roc:
-            series.append(Series(str(r.get("name") or " · ".join(combo.get(k, "") for k in varying)), *roc))
+            series.append(Series(str(r.get("name") or " · ".join(combo.get(k, "") for k in varying)), *roc,
+                                 band=E.roc_band(_dict(r.get("curves")))))
     if series:
-        plots.append(roc_plot(series, caption="Every run of the grid on one plot."))
+        banded = any(s.band for s in series)
+        plots.append(roc_plot(series, caption="Every run of the grid on one plot."
+                              + (" Shaded: each run's pointwise 95 % bootstrap band." if banded else "")))
     loss = []
     for (run_id, r), combo in zip(runs, combos):
         tr = _dict(_dict(r.get("curves")).get("training"))
@@ -881,28 +1065,42 @@ def build_grid_page(
             loss.append(Series(str(r.get("name") or " · ".join(combo.get(k, "") for k in varying)), xs, ys[: len(xs)]))
     if loss:
         plots.append(line_chart(loss, kind="training-loss", title="Training loss", x_label="step", y_label="loss"))
-    pr = []
-    for (run_id, r), combo in zip(runs, combos):
-        for subset, c in _dict(_dict(r.get("curves")).get("pr")).items():
-            if subset == "hard" or len(_dict(_dict(r.get("curves")).get("pr"))) == 1:
-                xy = _curve(c, "recall", "precision")
-                if xy:
-                    pr.append(Series(f"{' · '.join(combo.get(k, '') for k in varying)} ({subset})", *xy))
-    if pr:
-        plots.append(line_chart(pr, kind="pr", title="Precision–recall", x_label="recall", y_label="precision",
-                                x_lim=(0.0, 1.0), y_lim=(0.0, 1.0)))
+    plots += _grid_pr_plots(runs, combos, varying)
+    plots += identification_grid_plots(runs, combination_text)
     task = str(first.get("task", "")) if first else ""
+    note = "Best value of each column marked ★; click a header to sort."
+    if flagged:
+        note += (" ≈: not distinguishable at 95 % from the column's best — the two runs' 95 % confidence "
+                 "intervals overlap.")
     return GridPage(
         title=f"Grid {grid_id}" + (f" — {task}" if task else ""),
         grid_id=grid_id,
         protocol=protocol,
         synthetic=any(is_synthetic(r) for _, r in runs),
         table=Table(id="comparison", caption=f"{len(runs)} combinations", columns=columns, rows=rows,
-                    sortable=True, note="Best value of each column marked ★; click a header to sort."),
+                    sortable=True, note=note),
         plots=plots,
         index_href=index_href,
         generated=now_text(),
+        sections=[s for s in (suite_grid_section(runs, run_href), manifest_grid_section(runs, run_href),
+                              identification_grid_section(runs, run_href, combination_text)) if s],
     )
+
+
+def _grid_pr_plots(runs: list[tuple[str, dict[str, Any]]], combos: list[dict[str, str]],
+                   varying: list[str]) -> list[Markup]:
+    """One precision–recall chart per detection subset (easy, medium, hard …), every run on each."""
+    by_subset: dict[str, list[Series]] = {}
+    for (run_id, r), combo in zip(runs, combos):
+        label = str(r.get("name") or " · ".join(combo.get(k, "") for k in varying))
+        for subset, c in _dict(_dict(r.get("curves")).get("pr")).items():
+            xy = _curve(c, "recall", "precision")
+            if xy:
+                by_subset.setdefault(str(subset), []).append(Series(label, *xy))
+    return [line_chart(series, kind=f"pr-{subset}" if len(by_subset) > 1 else "pr",
+                       title=f"Precision–recall ({subset})" if len(by_subset) > 1 else "Precision–recall",
+                       x_label="recall", y_label="precision", x_lim=(0.0, 1.0), y_lim=(0.0, 1.0))
+            for subset, series in by_subset.items()]
 
 
 def build_index_row(run_id: str, results: Mapping[str, Any] | None, *, href: str, grid: Link | None,

@@ -24,6 +24,8 @@ __all__ = [
     "fmt_percent",
     "fmt_threshold",
     "fmt_value",
+    "field_label",
+    "fmt_mapping",
     "metric_label",
     "metric_unit",
 ]
@@ -72,7 +74,8 @@ def metric_unit(name: str, meta: dict[str, Any] | None = None) -> str:
         return "fixed4"
     if first in _SCI_FIRST:
         return "sci"
-    if first in _PERCENT_FIRST or low.endswith(("_accuracy", "_acc")) or low.startswith("ap_"):
+    if first in _PERCENT_FIRST or low.endswith(("_accuracy", "_acc")) or low.startswith("ap_") \
+            or re.fullmatch(r"rank\d+", first):
         return "percent"
     return "general"
 
@@ -167,8 +170,22 @@ def fmt_value(value: Any) -> str:
             return f"{value[0]}×{value[1]}"
         return ", ".join(fmt_value(v) for v in value) or "—"
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return fmt_mapping(value)
     return str(value)
+
+
+def fmt_mapping(value: dict, depth: int = 0) -> str:
+    """A mapping as readable text, ``Easy 1,234 · Medium 2,345``; nested mappings in
+    parentheses; beyond two levels (rare) the rest as JSON."""
+    if not value:
+        return "—"
+    if depth > 1:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    parts = []
+    for k, v in value.items():
+        text = f"({fmt_mapping(v, depth + 1)})" if isinstance(v, dict) else fmt_value(v)
+        parts.append(f"{field_label(k)} {text}")
+    return " · ".join(parts)
 
 
 def metric_label(name: str) -> str:
@@ -181,10 +198,62 @@ def metric_label(name: str) -> str:
     m = re.fullmatch(r"(frr|far)_at_(.+)", name)
     if m:
         return f"{m.group(1).upper()} @ {m.group(2).replace('_', ' ')}"
-    m = re.fullmatch(r"ap_(easy|medium|hard)", name)
+    m = re.fullmatch(r"rank(\d+)(_.*)?", name)
+    if m:
+        rest = (m.group(2) or "").replace("_", " ")
+        return f"Rank-{m.group(1)}" + re.sub(r"\bfpir\b", "FPIR", rest)
+        m = re.fullmatch(r"ap_(easy|medium|hard)", name)
     if m:
         return f"AP {m.group(1)}"
+    if name in _FIELD_LABELS:
+        return _FIELD_LABELS[name]
     words = name.replace("_", " ")
     upper = {"tar", "far", "frr", "eer", "auc", "ap", "lfw", "psnr", "ssim", "roc", "det", "cmc",
-             "tpir", "fpir", "apcer", "bpcer", "acer", "hter", "fps", "ms"}
+             "tpir", "fpir", "fnir", "apcer", "bpcer", "acer", "hter", "fps", "ms"}
     return " ".join(w.upper() if w in upper else w for w in words.split()).strip() or name
+
+
+#: stored keys whose generated label would read wrong
+_FIELD_LABELS = {
+    "wall_s": "Wall time (s)",
+    "img_per_s": "Images/s",
+    "images_per_s": "Images/s",
+    "ms_per_image": "Time per image (ms)",
+    "ms_p90": "Time per image, 90th percentile (ms)",
+    "iou": "IoU",
+    "ap": "AP",
+    "ap_rule": "AP rule",
+    "epoch_evals": "Epoch evaluations",
+    "lr": "Learning rate",
+    "faces_counted": "Faces counted",
+    "val_accuracy": "Validation accuracy",
+    "resumed_from_step": "Resumed from step",
+    "num_classes": "Classes",
+    "input_size": "Input size",
+    "cv_folds": "Cross-validation folds",
+    "tar_rule": "TAR@FAR rule",
+    "eval_folds": "Evaluation folds",
+    "stopped_by": "Stopped by",
+}
+_ACRONYMS = {"tar", "far", "frr", "eer", "auc", "ap", "lfw", "psnr", "ssim", "roc", "det", "cmc", "tpir", "fpir",
+             "fnir", "apcer", "bpcer", "acer", "hter", "nme", "cpu", "gpu", "iou", "amp", "id", "ijb", "pad",
+             "dev", "sgd", "json", "url", "fp", "tp", "bf16", "fp16", "onnx", "ced"}
+
+
+def field_label(key: str) -> str:
+    """A stored key as a human label: ``wall_s`` → ``Wall time (s)``,
+    ``img_per_s`` → ``Images/s``, ``iou`` → ``IoU``, ``batch_size`` → ``Batch size``."""
+    key = str(key)
+    if key in _FIELD_LABELS:
+        return _FIELD_LABELS[key]
+    unit = ""
+    for suffix, text in (("_per_s", "/s"), ("_ms", " (ms)"), ("_s", " (s)"), ("_bytes", " (bytes)")):
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key, unit = key[: -len(suffix)], text
+            break
+    words = [w.upper() if w in _ACRONYMS else w for w in key.split("_") if w]
+    if not words:
+        return key
+    if words[0] == words[0].lower():
+        words[0] = words[0].capitalize()
+    return " ".join(words) + unit

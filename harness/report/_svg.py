@@ -44,6 +44,8 @@ class Series:
     y: Sequence[float]
     color: str = ""
     dashed: bool = False
+    #: a confidence band: (x, low, high) drawn as a shaded area behind the curve
+    band: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None
 
 
 # ---------------------------------------------------------------- helpers
@@ -158,6 +160,30 @@ def _path(xs: Sequence[float], ys: Sequence[float], ax: _Axis, ay: _Axis) -> str
     return "".join(parts)
 
 
+def _band_path(band: tuple[Sequence[float], Sequence[float], Sequence[float]], ax: _Axis, ay: _Axis) -> str:
+    """A closed polygon along ``low`` (left to right) and back along ``high``;
+    values outside a log axis (≤ 0) sit on the axis edge, points with a
+    missing value are left out."""
+    xs, lows, highs = band
+    edge = 10 ** ay.lo if ay.log else None
+    pts = []
+    for xv, lv, hv in zip(xs, lows, highs):
+        x, lo, hi = _num(xv), _num(lv), _num(hv)
+        if x is None or lo is None or hi is None:
+            continue
+        px = ax(x)
+        if px is None:
+            continue
+        if edge is not None:
+            lo, hi = max(lo, edge), max(hi, edge)
+        pts.append((px, ay(lo), ay(hi)))
+    if len(pts) < 2:
+        return ""
+    fwd = "".join(f"{'M' if i == 0 else 'L'}{px:.1f},{pl:.1f}" for i, (px, pl, _) in enumerate(pts))
+    back = "".join(f"L{px:.1f},{ph:.1f}" for px, _, ph in reversed(pts))
+    return fwd + back + "Z"
+
+
 def _uid(*parts: object) -> str:
     return "c" + hashlib.sha1(repr(parts).encode()).hexdigest()[:10]
 
@@ -231,6 +257,9 @@ def line_chart(
     :param x_log, y_log: log10 axes (points ≤ 0 are left out, the line breaks there).
     :param x_lim, y_lim: axis range; from the data (rounded to nice values) when None.
     :param diagonal: draw the y = x line (chance level of a ROC on linear axes).
+
+    A series with a ``band`` gets a shaded area (its colour, 16 % opaque)
+    drawn under every curve.
     """
     series = [s for s in series if len(s.x) and len(s.y)]
     xs_all = [v for s in series for v in (_num(x) for x in s.x) if v is not None]
@@ -246,6 +275,13 @@ def line_chart(
         d = _path([lo, hi], [lo, hi], ax, ay)
         body.append(f'<path d="{d}" stroke="#9ca3af" stroke-dasharray="4 4" fill="none" clip-path="url(#{clip})"/>')
     legend = []
+    for i, s in enumerate(series):
+        color = s.color or PALETTE[i % len(PALETTE)]
+        if s.band is not None:
+            bd = _band_path(s.band, ax, ay)
+            if bd:
+                body.append(f'<path class="band" data-label="{escape(s.label)}" d="{bd}" fill="{escape(color)}" '
+                            f'fill-opacity="0.16" stroke="none" clip-path="url(#{clip})"/>')
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         d = _path(s.x, s.y, ax, ay)

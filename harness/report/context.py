@@ -84,6 +84,7 @@ class MetricView:
     :param ci: confidence interval text, or "".
     :param direction: ``higher`` or ``lower`` is better.
     :param convention: how it was computed (the rule), or "".
+    :param ci_note: how the interval was made (level, method, unit, B, seed), or "".
     """
 
     name: str
@@ -94,6 +95,7 @@ class MetricView:
     ci: str = ""
     direction: str = "higher"
     convention: str = ""
+    ci_note: str = ""
 
 
 @dataclass
@@ -263,6 +265,7 @@ class GridPage:
     :param plots: overlaid curves (ROC of every run; training loss when trained).
     :param index_href: link back to the index.
     :param generated: when the page was rendered (UTC).
+    :param sections: further titled blocks (e.g. the ``.bin`` suite's model x set table).
     """
 
     title: str
@@ -273,6 +276,7 @@ class GridPage:
     plots: list[Markup]
     index_href: str
     generated: str
+    sections: list[Section] = field(default_factory=list)
 
 
 @dataclass

@@ -131,7 +131,7 @@ def preflight(runs: list["RunSpec"], registry: "Registry") -> None:
         backbone = spec.components.get("backbone")
         if backbone is None:
             continue
-        framework = registry.get("backbone", backbone).framework
+        framework = getattr(spec, "engine", None) or registry.get("backbone", backbone).framework
         key = (framework, "loss" in spec.components and bool(spec.train))
         if key in checked:
             continue
@@ -208,7 +208,8 @@ class RunLifecycle:
             scratch = self.comm.scratch(index)
             run_dir, log, cache_dir = RunDir(scratch), _silent, scratch.parent / "cache"
         ctx = TaskContext(registry=self.registry, run_dir=run_dir, cache_dir=cache_dir,
-                          resume=self.cfg.resume, progress=self.progress, log=log)
+                          resume=self.cfg.resume, progress=self.progress, log=log,
+                          extra={"workers": self.cfg.launcher.workers, "collective": self.comm})
         return ActiveRun(spec, label, run_dir, ctx, results)
 
     # ----------------------------------------------------------- finish

@@ -25,8 +25,14 @@ Each worker sees torchrun's ``RANK`` / ``WORLD_SIZE`` /
   collect, barrier, destroy) and the worker leaves through :func:`exit_worker`
   (flush, ``os._exit``), so gloo never aborts a rank at interpreter exit.
 
-Evaluation runs on every rank (the same embeddings; only rank 0's are
-written) — sharded evaluation is not done yet.
+Evaluation is sharded: the images of each evaluation set are dealt out
+to the ranks (rank *r* takes every ``world``-th from *r*); each rank
+decodes, detects, aligns and embeds its share — with its own pool of
+``--workers`` processes, by default the node's usable cores divided among
+its ranks — and the parts are all-gathered in order, so every rank scores
+the same embeddings and rank 0 writes them
+(:func:`harness.tasks._pipeline.run_faces`).  The detections are read from
+rank 0's cache and written back by rank 0.
 
 No torch import at module import: ``torch`` is imported inside the functions
 that need it (the CLI imports this module on every ``harness run``).
@@ -67,6 +73,8 @@ __all__ = [
 
 #: Set in the workers' environment by :func:`launch`.
 LAUNCHER_ENV = "FACEBENCH_LAUNCHER"
+#: ``--workers`` of the launching command, for the workers (launcher settings do not travel in the YAML).
+WORKERS_ENV = "FACEBENCH_EVAL_WORKERS"
 
 
 # ------------------------------------------------------------- the config
@@ -136,6 +144,8 @@ def launch(cfg: "RunConfig") -> None:
         path = write_config(cfg, tmp)
         cmd = torchrun_command(path, cfg.launcher)
         env = {**os.environ, LAUNCHER_ENV: "torchrun", "PYTHONUNBUFFERED": "1"}
+        if cfg.launcher.workers is not None:
+            env[WORKERS_ENV] = str(cfg.launcher.workers)
         L = cfg.launcher
         click.echo(f"torchrun: {L.nproc_per_node} process(es) on node {L.node_rank} of {L.nnodes}", err=True)
         proc = subprocess.Popen(cmd, env=env)
@@ -258,10 +268,25 @@ def exit_worker(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _with_workers(cfg: "RunConfig") -> "RunConfig":
+    """``cfg`` with the launching command's ``--workers`` (passed in :data:`WORKERS_ENV`)."""
+    import dataclasses
+
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw or cfg.launcher.workers is not None:
+        return cfg
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise ConfigError(f"{WORKERS_ENV}={raw!r}: expected a number of worker processes") from None
+    return dataclasses.replace(cfg, launcher=dataclasses.replace(cfg.launcher, workers=workers))
+
+
 def run_grid_distributed(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry") -> list:
     """The grid loop of one torchrun worker (see the module docs)."""
     from harness.runner._lifecycle import execute_grid
 
+    cfg = _with_workers(cfg)
     comm = TorchCollective(*_init_process_group(cfg))
     in_step = False
     try:

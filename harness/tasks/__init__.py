@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     "recognition": "harness.tasks.recognition:run",
     "detection": "harness.tasks.detection:run",
     "landmarks": "harness.tasks.landmarks:run",
+    "tracking": "harness.tasks.tracking:run",
     "liveness": "harness.tasks.liveness:run",
     "inpainting": "harness.tasks.inpainting:run",
 }

@@ -5,7 +5,11 @@ detector on each raw photo, keeps one face per image (nearest the centre by
 default: LFW centres its subject) and caches boxes and landmarks per
 (images, detector, options) so a detector × recognizer grid detects once.
 :func:`make_crops` turns those into aligned crops for a template, with a
-flagged centre-crop fallback when no face was found.
+flagged centre-crop fallback when no face was found.  The per-image steps are
+:func:`detect_one` and :func:`crop_one`; :func:`face_crops` runs them (and
+optionally the embedding) as a pipeline, in this process or in a pool of
+worker processes (:mod:`harness.tasks._pipeline`), with the same store
+(:func:`face_store`) and the same crops either way.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ if TYPE_CHECKING:
     from harness.registry import Registry
     from harness.types import ImageSet
 
-__all__ = ["FaceCrops", "FaceLocations", "centre_box", "face_crops", "fingerprint", "locate_faces", "make_crops",
-           "progress_iter", "resize_crop"]
+__all__ = ["FaceCrops", "FaceLocations", "centre_box", "crop_one", "detect_one", "face_crops", "face_store",
+           "fingerprint", "locate_faces", "make_crops", "progress_iter", "resize_crop"]
 
 
 def progress_iter(items: Sequence[Any] | range, desc: str, enabled: bool = True, unit: str = "img"):
@@ -84,14 +88,9 @@ def locate_faces(
     shared by every dataset; other keys (record numbers, ``file#index``) are
     scoped to their dataset's source.
     """
-    import os
-
     detector_options = dict(detector_options or {})
     keys = [str(images.keys[i]) for i in indices]
-    shared = all(os.path.isabs(k) and "#" not in k for k in keys)
-    scope = None if shared else [images.info.get("format"), images.info.get("source"), len(images)]
-    store = (Path(cache_dir) / f"faces-{detector}-{fingerprint('faces-store', detector, detector_options, policy, scope)}.npz"
-             if cache_dir else None)
+    store = face_store(images, keys, detector, detector_options, policy, cache_dir)
     cached = _read_store(store)
     n = len(indices)
     boxes = np.full((n, 4), np.nan, np.float32)
@@ -108,21 +107,62 @@ def locate_faces(
     if missing:
         det = registry.build("detector", detector, detector_options)
         for j in progress_iter(missing, f"detect ({detector})", progress):
-            img = images.load(int(indices[j]))
-            d = det.detect(img)
-            counts[j] = len(d)
-            k = choose_face(d, img.shape, policy=policy)
-            if k is None:
-                continue
-            found[j] = True
-            boxes[j] = d.boxes[k]
-            if d.landmarks is not None:
-                lms[j] = d.landmarks[k]
+            boxes[j], lms[j], found[j], counts[j] = detect_one(det, images.load(int(indices[j])), policy)
         if store is not None:
             for j in missing:
                 cached[keys[j]] = (boxes[j], lms[j], found[j], counts[j])
             _write_store(store, cached)
     return FaceLocations(boxes, lms, found, counts)
+
+
+def face_store(images: "ImageSet", keys: Sequence[str], detector: str, detector_options: dict[str, Any],
+               policy: str, cache_dir: Path | None) -> Path | None:
+    """The detection store of (detector, options, face policy) the rows of ``keys`` live in.
+
+    Keys that are absolute file paths share one store across datasets; other
+    keys are scoped to their dataset's source.  The serial path and the
+    worker pool (:mod:`harness.tasks._pipeline`) read and write the same file.
+    """
+    import os
+
+    if not cache_dir:
+        return None
+    shared = all(os.path.isabs(k) and "#" not in k for k in keys)
+    scope = None if shared else [images.info.get("format"), images.info.get("source"), len(images)]
+    return Path(cache_dir) / f"faces-{detector}-{fingerprint('faces-store', detector, detector_options, policy, scope)}.npz"
+
+
+def detect_one(det: Any, img: np.ndarray, policy: str = "center") -> tuple[np.ndarray, np.ndarray, bool, int]:
+    """One image's store row: the chosen face's box (4,), landmarks (5, 2) (NaN where not
+    found or not predicted), whether a face was found and how many the detector returned."""
+    box = np.full(4, np.nan, np.float32)
+    lm = np.full((5, 2), np.nan, np.float32)
+    d = det.detect(img)
+    k = choose_face(d, img.shape, policy=policy)
+    if k is None:
+        return box, lm, False, len(d)
+    box[:] = d.boxes[k]
+    if d.landmarks is not None:
+        lm[:] = d.landmarks[k]
+    return box, lm, True, len(d)
+
+
+def crop_one(img: np.ndarray, box: np.ndarray, landmarks: np.ndarray, found: bool, *, template: str,
+             size: tuple[int, int], aligner: Any = None) -> tuple[np.ndarray, bool]:
+    """One image's crop and whether it is the flagged fallback.
+
+    ``aligner`` is a recognizer that aligns itself (its ``align_faces`` cuts the
+    crop from the box, the centre box when no face was found); otherwise the
+    five landmarks (or the box) align to ``template`` and a centre crop stands
+    in when no face was found.
+    """
+    if aligner is not None:
+        use = box if found else centre_box(img.shape)
+        return aligner.align_faces(img, np.asarray(use)[None])[0], not found
+    crop = face_crop(img, size, template, landmarks=landmarks, box=box) if found else None
+    if crop is None:
+        return resize_crop(fallback_crop(img, template), size), True
+    return resize_crop(crop, size), False
 
 
 #: What reading a damaged ``.npz`` cache raises; such a cache is recomputed, never trusted.
@@ -183,12 +223,9 @@ def make_crops(
         if faces is None:
             crops.append(resize_crop(img, size))
             continue
-        crop = face_crop(img, size, template, landmarks=faces.landmarks[j], box=faces.boxes[j]) \
-            if faces.found[j] else None
-        if crop is None:
-            crop = fallback_crop(img, template)
-            fallback[j] = True
-        crops.append(resize_crop(crop, size))
+        crop, fallback[j] = crop_one(img, faces.boxes[j], faces.landmarks[j], bool(faces.found[j]),
+                                     template=template, size=size)
+        crops.append(crop)
     return crops, fallback
 
 
@@ -213,6 +250,9 @@ class FaceCrops:
     :param detector: the detector used, ``None`` for already-aligned data.
     :param alignment: the template, or the recognizer's own alignment.
     :param faces_per_image: (N,) faces the detector returned, or ``None``.
+    :param embeddings: (N, D) float32 when the pipeline embedded the crops too, else ``None``.
+    :param stages: how the pipeline ran: workers, where it embedded, seconds per stage,
+        wall time, images per second (:mod:`harness.tasks._pipeline`).
     """
 
     crops: list
@@ -220,6 +260,8 @@ class FaceCrops:
     detector: str | None
     alignment: str
     faces_per_image: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    stages: dict | None = None
 
 
 def centre_box(shape: tuple[int, ...]) -> np.ndarray:
@@ -232,26 +274,24 @@ def centre_box(shape: tuple[int, ...]) -> np.ndarray:
 def face_crops(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", detector: str | None,
                detector_options: dict[str, Any] | None = None, template: str, size: tuple[int, int],
                recognizer: Any = None, cache_dir: Path | None = None, progress: bool = True,
-               desc: str = "align") -> FaceCrops:
+               desc: str = "align", workers: int | None = 0, embed: bool = False,
+               recognizer_recipe: Any = None, device: str = "auto", batch: int = 64,
+               collective: Any = None) -> FaceCrops:
     """Crops of ``images[indices]`` for a model: detected (unless already aligned), one face
     chosen per image, aligned to ``template`` — or, for a recognizer that aligns itself
-    (:class:`~harness.types.SelfAligningRecognizer`), cut by its ``align_faces``."""
-    from harness.types import own_alignment
+    (:class:`~harness.types.SelfAligningRecognizer`), cut by its ``align_faces``.
 
-    if images.aligned is not None:
-        crops = [resize_crop(images.load(int(i)), size) for i in progress_iter(indices, desc, progress)]
-        return FaceCrops(crops, np.zeros(len(indices), bool), None, f"none (already aligned: {images.aligned})")
-    if detector is None:
-        raise HarnessError("raw photos need a detector; none was chosen")
-    faces = locate_faces(images, indices, registry=registry, detector=detector,
-                         detector_options=detector_options, cache_dir=cache_dir, progress=progress)
-    own = own_alignment(recognizer)
-    if own is None:
-        crops, fallback = make_crops(images, indices, template=template, size=size, faces=faces, progress=progress)
-        return FaceCrops(crops, fallback, detector, template, faces.faces_per_image)
-    crops = []
-    for j in progress_iter(range(len(indices)), f"{desc} (the recognizer's own alignment)", progress):
-        img = images.load(int(indices[j]))
-        box = faces.boxes[j] if faces.found[j] else centre_box(img.shape)
-        crops.append(recognizer.align_faces(img, box[None])[0])
-    return FaceCrops(crops, ~faces.found, detector, own, faces.faces_per_image)
+    ``workers`` processes decode, detect and align (0: this process; None: the usable
+    cores for large sets); with ``embed`` the crops are embedded by ``recognizer`` too, in
+    batches of ``batch`` on this process or in the workers (rebuilt there from
+    ``recognizer_recipe``, a :class:`harness.tasks._pipeline.Recipe`).  With a
+    ``collective`` of several torchrun ranks each rank works on its share and the parts
+    are gathered.  Either way the crops, flags and embeddings are those of the serial
+    path (:func:`harness.tasks._pipeline.run_faces`).
+    """
+    from harness.tasks._pipeline import run_faces
+
+    return run_faces(images, indices, registry=registry, detector=detector, detector_options=detector_options,
+                     template=template, size=size, recognizer=recognizer, recognizer_recipe=recognizer_recipe,
+                     embed=embed, batch=batch, device=device, cache_dir=cache_dir, workers=workers,
+                     progress=progress, desc=desc, collective=collective)

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.metrics import Metric
+from harness.tasks import _intervals
 from harness.tasks._data import Skipped, readable_keys, skip_bad_wanted
 from harness.tasks._faces import progress_iter
 
@@ -84,6 +85,8 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
         curves[setting] = {"recall": r, "precision": p}
         metrics.append(Metric(f"ap_{setting}", value, "higher",
                               convention=f"WIDER FACE {setting}: VOC AP at IoU 0.5, keep-list faces only").to_dict())
+    keeps = {st: {s.key: ~np.asarray(s.ignore, bool) for s in sets[st].samples if s.key in keys} for st in SETTINGS}
+    ci_statement = _intervals.detection(spec, metrics, preds, gt, keeps)
     ms = float(np.mean(times) * 1000)
     h, w = np.median(np.asarray(sizes), axis=0).astype(int).tolist()
     threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())
@@ -101,7 +104,7 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
                      "detections": int(sum(len(p) for p in preds.values())),
                      **({"skipped_items": len(skipped.items)} if skipped is not None else {})},
         "metrics": metrics,
-        "sections": {"detection": {"ap": ap, "speed": speed},
+        "sections": {"detection": {"ap": ap, "speed": speed}, "intervals": ci_statement,
                      **({"skipped": skipped.section()} if skipped is not None else {})},
         "curves": {"pr": curves},
     }

@@ -15,7 +15,7 @@ Protocol (stated in every ``results.json``, :func:`protocol_text`):
   with more than K images is left out of the gallery: all their images become
   non-mated searches, as do the images of identities with at most K images.
 * **Search.** Exact: normalised embeddings, a blocked matrix product (memory
-  bounded by ``max_memory``), a gallery identity's score the maximum over its
+  bounded by ``-o search.max_memory``; :mod:`harness.metrics.search`), a gallery identity's score the maximum over its
   K images.  A probe's mate rank is 1 + the number of other gallery identities
   scoring ``>=`` the mate (ties count against the probe).
 * **Open-set rates** (NIST FRVT 1:N, NISTIR 8271; ISO/IEC 19795-1): FPIR(T) =
@@ -41,9 +41,11 @@ import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.specs import check_range, field_types, parse_option_value
+from harness.tasks import _intervals
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
+    from harness.metrics.search import SearchOptions
     from harness.tasks import TaskContext
     from harness.types import ImageSet
 
@@ -72,8 +74,10 @@ class IdentificationSettings:
     max_rank: int = 20
     #: candidates kept per search (``identification_top.npz``)
     top_k: int = 10
-    #: bytes of scores one search block may hold
-    max_memory: int = 256 << 20
+    #: a file listing the gallery images (``PATH [IDENTITY]`` per line): a protocol defined by files
+    gallery: str = ""
+    #: the file listing the probe images (with ``gallery``)
+    probes: str = ""
 
     def __post_init__(self) -> None:
         hints = field_types(type(self))
@@ -85,7 +89,9 @@ class IdentificationSettings:
         check_range("identification.unknown_fraction", self.unknown_fraction, 0, 1, low_open=True)
         check_range("identification.max_rank", self.max_rank, 1, 10_000, integer=True)
         check_range("identification.top_k", self.top_k, 1, 10_000, integer=True)
-        check_range("identification.max_memory", self.max_memory, 1 << 20, 1 << 40, integer=True)
+        if bool(self.gallery) != bool(self.probes):
+            raise ConfigError("identification.gallery and identification.probes come as a pair: give both "
+                              "image lists (PATH [IDENTITY] per line), or neither")
         if self.unknown_fraction >= 1:
             raise ConfigError(f"identification.unknown_fraction={self.unknown_fraction}: leaves no identity in the "
                               "gallery; expected a share in (0, 1), e.g. 0.2")
@@ -156,50 +162,68 @@ class SearchResult:
     top_scores: np.ndarray
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def _prepared(x: np.ndarray, order: np.ndarray | None, distance: str) -> tuple[np.ndarray, np.ndarray]:
+    """float32 rows (reordered by ``order``; L2-normalised for cosine) and their squared norms,
+    made with one copy of ``x`` and no other full-size temporary (large galleries)."""
     x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = x[order] if order is not None else x.copy()
+    sq = np.einsum("ij,ij->i", x, x)
+    if distance == "cosine":
+        x *= (1.0 / np.maximum(np.sqrt(sq), 1e-12))[:, None]
+        sq = np.einsum("ij,ij->i", x, x)
+    return x, sq
 
 
-def _scores(p: np.ndarray, g: np.ndarray, g_sq: np.ndarray, distance: str) -> np.ndarray:
-    """(probes, gallery) scores of one block: cosine of normalised rows, or minus the Euclidean distance."""
-    dot = p @ g.T
+def _scores(dot: np.ndarray, p_sq: np.ndarray, g_sq: np.ndarray, distance: str) -> np.ndarray:
+    """(probes, gallery) scores of one block from its inner products: the cosine of normalised
+    rows as is, or minus the Euclidean distance (in place)."""
     if distance == "cosine":
         return dot
-    d2 = np.einsum("ij,ij->i", p, p)[:, None] + g_sq[None, :] - 2.0 * dot
-    return -np.sqrt(np.maximum(d2, 0.0))
+    dot *= -2.0
+    dot += p_sq[:, None]
+    dot += g_sq[None, :]
+    np.maximum(dot, 0.0, out=dot)
+    np.sqrt(dot, out=dot)
+    return np.negative(dot, out=dot)
 
 
 def search(probes: np.ndarray, probe_ids: np.ndarray, gallery: np.ndarray, gallery_ids: np.ndarray, *,
-           distance: str = "cosine", top_k: int = 10, max_memory: int = 256 << 20) -> SearchResult:
-    """Exact 1:N search in probe blocks whose score matrices fit ``max_memory`` bytes.
+           distance: str = "cosine", top_k: int = 10, max_memory: int | None = None,
+           options: "SearchOptions | None" = None) -> SearchResult:
+    """Exact 1:N search, probes in blocks whose score matrix fits ``options.max_memory`` bytes
+    (``max_memory`` overrides it), scored by :func:`harness.metrics.search.score_blocks` (numpy or
+    torch, CPU or GPU, float32 or half precision).
 
-    A gallery identity scores the maximum over its entries; ranks count the
-    other identities scoring ``>=`` the mate (ties against the probe); the
-    ``top_k`` candidates are selected with ``argpartition`` and ordered by
-    score, then identity.
+    A gallery identity scores the maximum over its entries; ranks count the other identities
+    scoring ``>=`` the mate (ties against the probe); the ``top_k`` candidates are selected by
+    partial selection (:func:`harness.metrics.search.select_topk`) and ordered by score, then
+    identity.
     """
+    from harness.metrics.search import SearchOptions, score_blocks, select_topk
+
     if distance not in ("cosine", "euclidean"):
         raise HarnessError(f"unknown distance {distance!r}: expected 'cosine' or 'euclidean'")
+    options = options or SearchOptions()
+    if max_memory is not None:
+        options = dataclasses.replace(options, max_memory=max_memory)
     probe_ids = np.asarray(probe_ids, np.int64)
     gallery_ids = np.asarray(gallery_ids, np.int64)
     if len(gallery_ids) == 0:
         raise DataError("the gallery is empty: nothing to search")
     order = np.argsort(gallery_ids, kind="stable")
     ids, starts = np.unique(gallery_ids[order], return_index=True)
-    g = _normalise(gallery)[order] if distance == "cosine" else np.asarray(gallery, np.float32)[order]
-    p_all = _normalise(probes) if distance == "cosine" else np.asarray(probes, np.float32)
-    g_sq = np.einsum("ij,ij->i", g, g)
+    pooling = len(ids) < len(order)  # several entries of one identity: pool their scores
+    g, g_sq = _prepared(gallery, None if np.all(order[1:] > order[:-1]) else order, distance)
+    p_all, p_sq = _prepared(probes, None, distance)
     n, n_ids = len(probe_ids), len(ids)
     k = min(top_k, n_ids)
     mate_col = np.searchsorted(ids, probe_ids)
     mate_col = np.where((mate_col < n_ids) & (ids[np.minimum(mate_col, n_ids - 1)] == probe_ids), mate_col, -1)
     out = SearchResult(np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n), np.zeros((n, k), np.int64),
                        np.zeros((n, k), np.float32))
-    block = max(1, int(max_memory) // (4 * (len(g) + 2 * n_ids)))
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        pooled = np.maximum.reduceat(_scores(p_all[s:e], g, g_sq, distance), starts, axis=1)
+    for s, e, dot in score_blocks(p_all, g, options):
+        block = _scores(dot, p_sq[s:e], g_sq, distance)
+        pooled = np.maximum.reduceat(block, starts, axis=1) if pooling else block
         rows = np.arange(e - s)
         col = mate_col[s:e]
         has = col >= 0
@@ -207,12 +231,10 @@ def search(probes: np.ndarray, probe_ids: np.ndarray, gallery: np.ndarray, galle
         above = np.count_nonzero(pooled >= np.where(has, mate, np.inf)[:, None], axis=1) - has
         out.rank[s:e] = np.where(has, above + 1, 0)
         out.mate_score[s:e] = mate
-        out.top_score[s:e] = pooled.max(axis=1)
-        part = np.argpartition(-pooled, k - 1, axis=1)[:, :k] if k < n_ids else np.tile(np.arange(n_ids), (e - s, 1))
-        sc = np.take_along_axis(pooled, part, axis=1)
-        o = np.lexsort((part, -sc), axis=1)
-        out.top_ids[s:e] = ids[np.take_along_axis(part, o, axis=1)]
-        out.top_scores[s:e] = np.take_along_axis(sc, o, axis=1)
+        top, cols = select_topk(pooled, k)
+        out.top_score[s:e] = top[:, 0]
+        out.top_ids[s:e] = ids[cols]
+        out.top_scores[s:e] = top
     return out
 
 
@@ -231,14 +253,7 @@ def identification_images(ctx: "TaskContext", spec: "RunSpec",
     under ``--skip-bad``), where they come from, and what ``--skip-bad`` left out (or None)."""
     from harness.tasks._data import Skipped, _dataset_skips, open_dataset, readable, skip_bad_wanted
 
-    ds = open_dataset(ctx, spec, ref)
-    if _has_view(ds, "verification"):
-        images, source = ds.verification().images, "the images its verification pairs use"
-    elif _has_view(ds, "train_set"):
-        images, source = ds.train_set(), "its labelled images"
-    else:
-        raise DataError(f"dataset {ref.name!r} has neither labelled images nor verification pairs: nothing to "
-                        "search; use an identity-folder dataset (imagefolder, att, lfw, rec, tfrecord)")
+    images, source = _dataset_images(open_dataset(ctx, spec, ref), ref)
     keep = images.labels >= 0
     skipped = None
     if skip_bad_wanted(ctx, spec, ref):
@@ -250,6 +265,64 @@ def identification_images(ctx: "TaskContext", spec: "RunSpec",
     if idx.size == 0:
         raise DataError(f"{ref}: no image of a known identity to search (labels are all -1 or unreadable)")
     return images, idx, source, skipped
+
+
+def _dataset_images(ds: Any, ref: "DataRef") -> tuple["ImageSet", str]:
+    """The images a 1:N search draws from, and where they come from."""
+    if _has_view(ds, "verification"):
+        return ds.verification().images, "the images its verification pairs use"
+    if _has_view(ds, "train_set"):
+        return ds.train_set(), "its labelled images"
+    raise DataError(f"dataset {ref.name!r} has neither labelled images nor verification pairs: nothing to "
+                    "search; use an identity-folder dataset (imagefolder, att, lfw, rec, tfrecord)")
+
+
+def _list_rows(images: "ImageSet", root: str | None, listed: list[Any], where: str) -> tuple[np.ndarray, list[str]]:
+    """Dataset indices and identity names of the entries of one image list."""
+    import os
+
+    index: dict[str, int] = {}
+    for i, key in enumerate(images.keys):
+        index.setdefault(str(key), i)
+        if root and os.path.isabs(str(key)):
+            index.setdefault(os.path.relpath(str(key), root).replace(os.sep, "/"), i)
+    rows, names = [], []
+    for e in listed:
+        i = index.get(e.path, index.get(e.path.replace("\\", "/")))
+        if i is None:
+            raise DataError(f"{where}:{e.line}: {e.path!r} is not an image of the evaluated dataset; expected its "
+                            "path relative to the dataset's folder (or the dataset's key of it)")
+        label = int(images.labels[i])
+        if e.identity is None and label < 0:
+            raise DataError(f"{where}:{e.line}: {e.path!r} has no identity in the dataset; add it: PATH IDENTITY")
+        names.append(e.identity if e.identity is not None else
+                     (images.identities[label] if label < len(images.identities) else str(label)))
+        rows.append(i)
+    return np.asarray(rows, np.int64), names
+
+
+def listed_images(ctx: "TaskContext", spec: "RunSpec", ref: "DataRef", settings: IdentificationSettings
+                  ) -> tuple["ImageSet", np.ndarray, np.ndarray, Split, str]:
+    """The protocol ``-o identification.gallery=LIST -o identification.probes=LIST`` defines over the
+    dataset's images: (images, dataset index per entry, label per entry, the split of the entries
+    — gallery first, then probes —, where it comes from).  A probe is mated when its identity is
+    listed in the gallery."""
+    import os
+
+    from harness.formats.image_list import read_image_list
+    from harness.tasks._data import open_dataset
+
+    images, _ = _dataset_images(open_dataset(ctx, spec, ref), ref)
+    root = os.path.abspath(ref.path) if ref.path else None
+    g_rows, g_names = _list_rows(images, root, read_image_list(settings.gallery), settings.gallery)
+    p_rows, p_names = _list_rows(images, root, read_image_list(settings.probes), settings.probes)
+    names, labels = np.unique(np.array(g_names + p_names, dtype=object).astype(str), return_inverse=True)
+    labels = labels.astype(np.int64)
+    ng = len(g_rows)
+    unknown = np.setdiff1d(labels[ng:], labels[:ng])
+    split = Split(np.arange(ng), np.arange(ng, ng + len(p_rows)), unknown)
+    source = f"the images listed in {settings.gallery} (gallery) and {settings.probes} (probes)"
+    return images, np.concatenate([g_rows, p_rows]), labels, split, source
 
 
 def _model(spec: "RunSpec", ctx: "TaskContext") -> dict[str, Any]:
@@ -270,17 +343,20 @@ def _model(spec: "RunSpec", ctx: "TaskContext") -> dict[str, Any]:
                 "distance": rspec.distance, "flip": (rec.flip if configured else None) or "none",
                 "describe": rec.describe() if configured else None}
     if "backbone" in spec.components and "loss" not in spec.components:
-        from harness.tasks.recognition import _effective_backbone
+        from harness.tasks.recognition import _effective_backbone, flip_rule
 
         name = spec.components["backbone"]
         bspec = reg.get("backbone", name)
         eff = _effective_backbone(bspec, bspec.make_options(spec.options.get(name)))
         run_spec = dataclasses.replace(bspec, input_size=eff["input_size"], mean=eff["mean"], std=eff["std"],
                                        alignment=eff["alignment"], embedding_size=eff["embedding_size"])
-        flip = "concat" if eff["flip_concat"] else None
-        engine = reg.build("engine", bspec.framework)
+        flip = flip_rule(spec, eff)
+        from harness.tasks.recognition import _native  # --engine tf: the engine's own twin of the backbone
+
+        chosen = getattr(spec, "engine", None)  # --engine, else the backbone's framework's engine
+        engine = reg.build("engine", chosen or bspec.framework, spec.options.get(chosen or ""))
         engine.seed_everything(spec.seed)
-        net = reg.build("backbone", name, spec.options.get(name))
+        net = _native(reg, spec, engine, "backbone", name, reg.build("backbone", name, spec.options.get(name)))
         return {"embed": lambda crops: engine.embed(net, crops, backbone_spec=run_spec, flip=flip, batch_size=64,
                                                     device=spec.training.device, progress=ctx.progress),
                 "size": tuple(eff["input_size"]), "template": eff["alignment"], "recognizer": None,
@@ -325,8 +401,16 @@ def _target_name(t: float) -> str:
     return f"1e{int(round(np.log10(t)))}"
 
 
-def protocol_text(settings: IdentificationSettings, open_set: bool, trials: int | None = None) -> dict[str, str]:
-    """The rules of the protocol as run (``trials``: as many as ran), for ``results.json``."""
+def _search_text(options: "SearchOptions") -> str:
+    """How the scores were computed, for ``results.json``."""
+    return (f"exact: blocked matrix product (backend {options.backend}, {options.dtype}, score blocks of at most "
+            f"{options.max_memory} bytes), identity pooling, partial selection of the candidates")
+
+
+def protocol_text(settings: IdentificationSettings, open_set: bool, trials: int | None = None, *,
+                  files: bool = False) -> dict[str, str]:
+    """The rules of the protocol as run (``trials``: as many as ran; ``files``: gallery and probes
+    from ``identification.gallery`` / ``identification.probes``), for ``results.json``."""
     trials = settings.trials if trials is None else trials
     k = settings.gallery_size
     pick = "the first K in dataset order" if settings.gallery_pick == "first" else "K drawn with the trial's seed"
@@ -334,13 +418,19 @@ def protocol_text(settings: IdentificationSettings, open_set: bool, trials: int 
         "gallery_rule": f"K={k} image(s) per identity with more than K images ({pick}); the rest are probes; "
                         f"identities with at most K images " + ("are non-mated searches" if open_set else
                                                                 "join the gallery as distractors"),
-        "score_rule": "a gallery identity scores the maximum over its K images; exact search (blocked matrix product)",
+        "score_rule": "a gallery identity scores the maximum over its gallery images; exact search (blocked "
+                      "matrix product, partial selection of the candidates)",
         "tie_rule": "rank = 1 + the number of other gallery identities scoring >= the mate (ties count against "
                     "the probe); candidate lists order equal scores by identity",
         "trials_rule": f"{trials} seeded trial(s) (seed + trial number); mean and standard deviation"
                        + ("" if trials == settings.trials else " (one: this draw has nothing random)"),
     }
-    if open_set:
+    if files:
+        out["gallery_rule"] = (f"defined by files: the gallery is the images listed in {settings.gallery}, the "
+                               f"probes those in {settings.probes}; a probe is mated when its identity is listed "
+                               "in the gallery" + ("" if open_set else "; non-mated probes are left out of the CMC"))
+        out["trials_rule"] = "one search of the listed gallery and probes (nothing random)"
+    if open_set and not files:
         out["unknown_rule"] = (f"a seeded {settings.unknown_fraction:g} of the identities with more than K images "
                                "is left out of the gallery; their images are non-mated searches")
         out["threshold_rule"] = ("NIST FRVT 1:N (NISTIR 8271) / ISO/IEC 19795-1: FPIR(T) = share of non-mated "
@@ -414,23 +504,27 @@ def _headline(m: dict[str, Any]) -> str:
 
 
 def _trials(labels: np.ndarray, emb: np.ndarray, settings: IdentificationSettings, *, open_set: bool,
-            seed: int, distance: str) -> tuple[list[SearchResult], list[Split]]:
-    randomness = open_set or settings.gallery_pick == "random"
+            seed: int, distance: str, search_options: "SearchOptions | None" = None,
+            split: Split | None = None) -> tuple[list[SearchResult], list[Split]]:
+    randomness = split is None and (open_set or settings.gallery_pick == "random")
     results, splits = [], []
     for t in range(settings.trials if randomness else 1):
-        sp = split_trial(labels, k=settings.gallery_size, pick=settings.gallery_pick, open_set=open_set,
-                         unknown_fraction=settings.unknown_fraction, seed=seed + t)
+        sp = split or split_trial(labels, k=settings.gallery_size, pick=settings.gallery_pick, open_set=open_set,
+                                  unknown_fraction=settings.unknown_fraction, seed=seed + t)
         results.append(search(emb[sp.probes], labels[sp.probes], emb[sp.gallery], labels[sp.gallery],
-                              distance=distance, top_k=settings.top_k, max_memory=settings.max_memory))
+                              distance=distance, top_k=settings.top_k, options=search_options))
         splits.append(sp)
     return results, splits
 
 
 def summarise(labels: np.ndarray, emb: np.ndarray, settings: IdentificationSettings, *, open_set: bool,
-              seed: int = 0, distance: str = "cosine") -> dict[str, Any]:
-    """Metrics, section and curve of one protocol over its trials (``labels``/``emb`` per image)."""
+              seed: int = 0, distance: str = "cosine", search_options: "SearchOptions | None" = None,
+              split: Split | None = None) -> dict[str, Any]:
+    """Metrics, section and curve of one protocol over its trials (``labels``/``emb`` per image);
+    with ``split`` one search of that fixed gallery and probes (a protocol defined by files)."""
     labels = np.asarray(labels, np.int64)
-    results, splits = _trials(labels, emb, settings, open_set=open_set, seed=seed, distance=distance)
+    results, splits = _trials(labels, emb, settings, open_set=open_set, seed=seed, distance=distance,
+                              search_options=search_options, split=split)
     sp = splits[0]
     counts = {"trials": len(results), "gallery_images": int(len(sp.gallery)), "probes": int(len(sp.probes)),
               "gallery_identities": int(len(np.unique(labels[sp.gallery])))}
@@ -439,21 +533,38 @@ def summarise(labels: np.ndarray, emb: np.ndarray, settings: IdentificationSetti
         counts["unknown_identities"] = int(len(sp.unknown))
     else:
         out = _closed_metrics(results, settings, counts["gallery_identities"])
-    out["section"] = {**counts, **out["section"], "protocol": protocol_text(settings, open_set, len(results))}
+    out["section"] = {**counts, **out["section"],
+                      "protocol": protocol_text(settings, open_set, len(results), files=split is not None)}
+    if split is not None and not open_set and (results[0].rank == 0).any():
+        out["section"]["nonmated_left_out"] = int((results[0].rank == 0).sum())
     out["first"] = (sp, results[0])
+    out["trials"] = [(labels[p.probes], r.rank, r.mate_score, r.top_score) for p, r in zip(splits, results)]
     return out
 
 
 def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", model: dict[str, Any],
               settings: IdentificationSettings, protocols: Sequence[str], *, save: bool) -> dict[str, Any]:
-    images, idx, source, skipped = identification_images(ctx, spec, ref)
-    emb, crops = embed_images(spec, ctx, model, images, idx)
-    labels = images.labels[idx]
+    from harness.metrics.search import SearchOptions
+
+    search_options = SearchOptions.from_options(spec.options.get("search"))
+    split = None
+    if settings.gallery:
+        images, idx, labels, split, source = listed_images(ctx, spec, ref, settings)
+        skipped = None
+    else:
+        images, idx, source, skipped = identification_images(ctx, spec, ref)
+        labels = images.labels[idx]
+    unique, inverse = np.unique(idx, return_inverse=True)  # an image listed twice is embedded once
+    emb, crops = embed_images(spec, ctx, model, images, unique)
+    emb = emb[inverse.reshape(-1)]
     res: dict[str, Any] = {"metrics": [], "sections": {}, "curves": {}, "notes": []}
     for name in protocols:
         open_set = name == "open-set"
         try:
-            out = summarise(labels, emb, settings, open_set=open_set, seed=spec.seed, distance=model["distance"])
+            out = summarise(labels, emb, settings, open_set=open_set, seed=spec.seed, distance=model["distance"],
+                            search_options=search_options, split=split)
+            _intervals.identification(spec, out, out.pop("trials"), open_set=open_set,
+                                      candidate_list=settings.top_k)
         except DataError as exc:
             if len(protocols) == 1:
                 raise DataError(f"{ref}: {exc}") from None
@@ -472,8 +583,10 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", model: dict[s
                                     top_scores=r.top_scores)
     res["protocol"] = {
         "dataset": ref.name, "path": ref.path, "name": " + ".join(protocols) + f" over {source}",
-        "images": int(len(idx)), "identities": int(len(np.unique(labels))),
-        "gallery_size": settings.gallery_size, "gallery_pick": settings.gallery_pick, "seed": spec.seed,
+        "images": int(len(unique)), "identities": int(len(np.unique(labels))),
+        **({"gallery_list": settings.gallery, "probe_list": settings.probes} if split is not None else
+           {"gallery_size": settings.gallery_size, "gallery_pick": settings.gallery_pick}),
+        "seed": spec.seed, "search": _search_text(search_options),
         **crops, "synthetic": bool(images.synthetic),
         **({"skipped_items": len(skipped.items)} if skipped is not None else {}),
     }

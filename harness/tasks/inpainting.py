@@ -125,6 +125,7 @@ class _VerifierInfo:
     alignment: str
     distance: str = "cosine"
     meta: Any = dataclasses.field(default_factory=dict)
+    flip: str | None = None
 
 
 class _BackboneVerifier:
@@ -132,19 +133,19 @@ class _BackboneVerifier:
     alignment, input size, normalisation and flip rule, cosine scores."""
 
     def __init__(self, ctx: "TaskContext", spec: "RunSpec", name: str) -> None:
-        from harness.tasks.recognition import _effective_backbone
+        from harness.tasks.recognition import _effective_backbone, flip_rule
 
         reg = ctx.registry
         bspec = reg.get("backbone", name)
         eff = _effective_backbone(bspec, bspec.make_options(spec.options.get(name)))
         self.run_spec = dataclasses.replace(bspec, input_size=eff["input_size"], mean=eff["mean"], std=eff["std"],
                                             alignment=eff["alignment"], embedding_size=eff["embedding_size"])
-        self.flip = "concat" if eff["flip_concat"] else None
+        self.flip = flip_rule(spec, eff)
         self.alignment = eff["alignment"]
         self.device = spec.training.device
         self.engine = reg.build("engine", bspec.framework)
         self.model = reg.build("backbone", name, spec.options.get(name))
-        self.info = _VerifierInfo(tuple(eff["input_size"]), eff["alignment"])
+        self.info = _VerifierInfo(tuple(eff["input_size"]), eff["alignment"], flip=self.flip)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.engine.embed(self.model, list(crops), backbone_spec=self.run_spec, flip=self.flip, batch_size=64,
@@ -570,7 +571,7 @@ def _protocol(spec: "RunSpec", st: _Setup) -> dict:
         "mask": inp.mask_mode,
         "training_identities": st.identity_check,
         "quality": "PSNR / SSIM (skimage; SSIM 7x7, mean over RGB) on the aligned crops, mean over pairs",
-        "flip_test": "none",
+        "flip_test": getattr(st.rspec, "flip", None) or "none",
         "synthetic": bool(st.pairs.images.synthetic),
         **({"skipped_items": len(st.skipped.items), "pairs_dropped": int(st.skipped.pairs_dropped)}
            if spec.skip_bad or st.skipped.items else {}),
@@ -627,7 +628,8 @@ def _setup(ctx: "TaskContext", spec: "RunSpec") -> tuple[_Setup, Any, np.ndarray
     weights = str((spec.options.get(rname) or {}).get("weights") or "")
     stamp = [Path(weights).stat().st_size, Path(weights).stat().st_mtime_ns] if Path(weights).is_file() else None
     key = fingerprint("inpaint", rname, spec.options.get(rname), faces.detector, spec.options.get(faces.detector or ""),
-                      [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []))
+                      [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []),
+                      *([f"flip={spec.flip_test}"] if spec.flip_test else []))
     training = None
     if spec.train:
         if not ispec.trainable:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.tasks import default_component
+from harness.tasks import _intervals, default_component
 from harness.tasks._data import Skipped, readable, skip_bad_wanted
 from harness.tasks._faces import centre_box, locate_faces, make_crops, progress_iter
 from harness.types import FaceScoringLiveness
@@ -253,6 +253,7 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
                                     species=dev.species, fallback=dev.fallback)
     summary = liveness_summary(scores, y, np.where(y == 1, "", test.species), dev_scores=dev_scores,
                                dev_labels=dev_labels, rule=rule)
+    _intervals.liveness(spec, summary, scores, y, np.where(y == 1, "", test.species))
     if save:
         ctx.run_dir.save_arrays("scores", score=scores, label=y.astype(np.int8), species=test.species,
                                 fallback=test.fallback, key=np.asarray(test.keys, dtype=str))
@@ -290,6 +291,10 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
     if lv["threshold_source"] == "test":
         protocol["threshold_warning"] = "no dev split: the threshold was fixed on the test scores (optimistic)"
     sections = {"liveness": {**lv, "dev": dev_info}}
+    from harness.tasks._gallery import liveness_gallery  # worst-scored attacks and bona fide, as thumbnails
+
+    sections["failure_gallery"] = liveness_gallery(test, scores, lv.get("threshold"))
+    sections["intervals"] = summary["sections"]["intervals"]
     if skip_bad_wanted(ctx, spec, ref):
         protocol["skipped_items"] = len(skipped.items)
         sections["skipped"] = skipped.section()

@@ -18,14 +18,17 @@ dropped and counted (:mod:`harness.tasks._data`).
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
 from harness.tasks import choose_detector
+from harness.tasks import _intervals
 from harness.tasks._data import Skipped, load_pairs, train_images
 from harness.tasks._faces import embed_in_batches, face_crops
+from harness.tasks._pipeline import note_stage, pipeline_options, stage_section
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
@@ -50,6 +53,8 @@ class _EvalSet:
     template: str
     faces_per_image: np.ndarray | None
     skipped: Skipped | None = None
+    embeddings: np.ndarray | None = None  # when the pipeline embedded too (harness.tasks._pipeline)
+    stages: dict | None = None  # the pipeline's workers and seconds per stage
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.uniq, self.pairs.pairs)
@@ -58,7 +63,7 @@ class _EvalSet:
 
 def prepare_eval(
     ctx: "TaskContext", spec: "RunSpec", ref: "DataRef", *, template: str, size: tuple[int, int],
-    recognizer: Any = None, model_spec: Any = None,
+    recognizer: Any = None, model_spec: Any = None, embed: bool = False,
 ) -> _EvalSet:
     """Pairs plus the crops of every image they use (detected once, cached), aligned to
     ``template`` or by a recognizer that aligns itself."""
@@ -69,10 +74,11 @@ def prepare_eval(
         detector = choose_detector(ctx.registry, spec.components, "recognition", model_spec)
     fc = face_crops(pairs.images, uniq, registry=ctx.registry, detector=detector,
                     detector_options=spec.options.get(detector or ""), template=template, size=size,
-                    recognizer=recognizer, cache_dir=ctx.cache_dir, progress=ctx.progress)
+                    recognizer=recognizer, cache_dir=ctx.cache_dir, progress=ctx.progress, embed=embed,
+                    **pipeline_options(ctx, spec, recognizer, model_spec))
     skipped = skipped if (spec.skip_bad or skipped.items or skipped.pairs_dropped) else None
     return _EvalSet(ref, pairs, uniq, fc.crops, fc.fallback, fc.detector, fc.alignment, fc.faces_per_image,
-                    skipped)
+                    skipped, fc.embeddings, fc.stages)
 
 
 def pair_scores(emb: np.ndarray, ev: _EvalSet, distance: str) -> np.ndarray:
@@ -167,9 +173,14 @@ def _accuracy(summary: dict) -> float | None:
     return None
 
 
-def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], protocol_kw: dict) -> dict:
+def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], protocol_kw: dict,
+             spec: "RunSpec | None" = None) -> dict:
+    t_score = time.perf_counter()
     first, scores = evals[0]
     summary = _summarise(scores, first)
+    _intervals.verification(spec, summary, scores, first.pairs.issame.astype(np.int64),
+                            eval_folds(first.pairs.issame, first.pairs.folds)[0],
+                            *first.pairs.images.labels[first.pairs.pairs].T)
     ctx.run_dir.save_arrays(
         "scores", score=scores, label=first.pairs.issame.astype(np.int8), fold=first.pairs.folds,
         fallback_a=first.fallback[first.rows()[0]], fallback_b=first.fallback[first.rows()[1]],
@@ -190,6 +201,9 @@ def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], proto
     skips = [ev.skipped for ev, _ in evals if ev.skipped is not None]
     if skips:
         out["sections"]["skipped"] = _merge_skips(skips).section()
+    pipeline = stage_section([ev.stages for ev, _ in evals], score_s=time.perf_counter() - t_score)
+    if pipeline:  # workers, seconds per stage, images per second (harness.tasks._pipeline)
+        out["sections"]["pipeline"] = pipeline
     return out
 
 
@@ -225,6 +239,14 @@ def _effective_backbone(bspec: "BackboneSpec", opts: Any) -> dict:
     return info
 
 
+def flip_rule(spec: "RunSpec", eff: dict) -> str | None:
+    """Test-time flip fusion of a backbone's embeddings: ``--flip-test`` when given, else the
+    model's own rule (concat for weights published that way, else none)."""
+    if spec.flip_test:
+        return None if spec.flip_test == "none" else spec.flip_test
+    return "concat" if eff["flip_concat"] else None
+
+
 def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
     reg = ctx.registry
     bname = spec.components["backbone"]
@@ -235,10 +257,11 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
         bspec, input_size=eff["input_size"], mean=eff["mean"], std=eff["std"], alignment=eff["alignment"],
         embedding_size=eff["embedding_size"],
     )
-    flip = "concat" if eff["flip_concat"] else None
-    engine = reg.build("engine", bspec.framework)
+    flip = flip_rule(spec, eff)
+    chosen = getattr(spec, "engine", None)  # --engine, else the backbone's framework's engine
+    engine = reg.build("engine", chosen or bspec.framework, spec.options.get(chosen or ""))
     engine.seed_everything(spec.seed)
-    model = reg.build("backbone", bname, spec.options.get(bname))
+    model = _native(reg, spec, engine, "backbone", bname, reg.build("backbone", bname, spec.options.get(bname)))
 
     evals = [prepare_eval(ctx, spec, ref, template=eff["alignment"], size=eff["input_size"]) for ref in spec.eval]
 
@@ -265,6 +288,7 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
         baseline = [_accuracy(_summarise(pair_scores(e, ev, "cosine"), ev)) for e, ev in zip(embed(model), evals)]
         loss = reg.build("loss", lname, spec.options.get(lname), embedding_size=_embedding_dim(engine, model, run_spec),
                          num_classes=train_set.num_classes)
+        loss = _native(reg, spec, engine, "loss", lname, loss)
         first_eval = evals[0]
 
         def on_epoch_end(epoch: int, m: Any) -> dict:
@@ -295,10 +319,12 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
             "what": f"the same {bname}, untrained (seeded initialisation), on the same pairs",
             "accuracy": baseline[0],
         }
+    t_embed = time.perf_counter()
     embs = embed(model)
+    note_stage([ev.stages for ev in evals], "embed", time.perf_counter() - t_embed)
     synthetic = any(ev.pairs.images.synthetic for ev in evals)
     res = _results(ctx, [(ev, pair_scores(e, ev, "cosine")) for e, ev in zip(embs, evals)],
-                   dict(input_size=eff["input_size"], flip=flip, distance="cosine", synthetic=synthetic))
+                   dict(input_size=eff["input_size"], flip=flip, distance="cosine", synthetic=synthetic), spec)
     if "baseline" in out_sections:
         from harness.metrics import Metric
 
@@ -310,7 +336,28 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
         skips = [ev.skipped for ev in evals if ev.skipped] + [train_skipped]
         res["sections"]["skipped"] = _merge_skips(skips).section()
     res["curves"].update(curves)
+    from harness.tasks._cost import attach_backbone  # sections.model_card (compute, speed) and .manifest
+
+    attach_backbone(res, engine, model, run_spec, evals[0].crops, flip=flip, device=spec.training.device)
+    from harness.tasks._gallery import run_evidence  # failure gallery, EVRC, --groups differentials
+
+    res["sections"].update(run_evidence(ctx, spec, evals[0], pair_scores(embs[0], evals[0], "cosine"), embs[0]))
+    from harness.tasks.bin_suite import attach as attach_suite  # --eval bin=DIR: sections.bin_suite
+    attach_suite(ctx, res, evals, model=bname, plain=embs if flip is None else None, embed_plain=lambda c: engine.embed(
+        model, c, backbone_spec=run_spec, device=spec.training.device, progress=ctx.progress))
     return res
+
+
+def _native(reg: Any, spec: "RunSpec", engine: Any, kind: str, name: str, component: Any) -> Any:
+    """``component`` as the run's engine runs it: an engine of another framework that adapts
+    components (``--engine tf``) rebuilds it as its own, with the same weights."""
+    from harness.types import AdaptingEngine
+
+    cspec = reg.get(kind, name)
+    chosen = getattr(spec, "engine", None)
+    if not chosen or not isinstance(engine, AdaptingEngine) or reg.get("engine", chosen).framework == cspec.framework:
+        return component
+    return engine.adapt(kind, name, cspec.make_options(spec.options.get(name)), component)
 
 
 def _embedding_dim(engine: Any, model: Any, bspec: "BackboneSpec") -> int:
@@ -331,18 +378,32 @@ def _run_recognizer(spec: "RunSpec", ctx: "TaskContext") -> dict:
     configured = isinstance(rec, ConfiguredRecognizer)
     size = tuple(rec.input_size) if configured else tuple(rspec.input_size)
     template = crop_template(rec, rspec.alignment)
-    evals = []
+    evals, embs = [], []
     for ref in spec.eval:
-        ev = prepare_eval(ctx, spec, ref, template=template, size=size, recognizer=rec, model_spec=rspec)
-        emb = embed_in_batches(rec.embed, ev.crops, desc=f"embed ({rname})", progress=ctx.progress)
+        ev = prepare_eval(ctx, spec, ref, template=template, size=size, recognizer=rec, model_spec=rspec, embed=True)
+        emb = ev.embeddings if ev.embeddings is not None else \
+            embed_in_batches(rec.embed, ev.crops, desc=f"embed ({rname})", progress=ctx.progress)
         evals.append((ev, pair_scores(emb, ev, rspec.distance)))
+        embs.append(emb)
     synthetic = any(ev.pairs.images.synthetic for ev, _ in evals)
     res = _results(ctx, evals, dict(input_size=size, flip=rec.flip if configured else None, distance=rspec.distance,
-                                    synthetic=synthetic))
+                                    synthetic=synthetic), spec)
     if configured:  # preprocessing, model sha256, runtime as used
         res["sections"]["recognizer"] = rec.describe()
     if rspec.published:
         res["sections"]["published"] = dict(rspec.published)
+    from harness.tasks._cost import attach_recognizer  # sections.model_card (compute, speed) and .manifest
+
+    attach_recognizer(res, rec, rspec, evals[0][0].crops, template=template, input_size=size)
+    from harness.tasks._gallery import run_evidence  # failure gallery, EVRC, --groups differentials
+
+    res["sections"].update(run_evidence(ctx, spec, evals[0][0], evals[0][1], embs[0]))
+    from harness.tasks.bin_suite import attach as attach_suite  # --eval bin=DIR: sections.bin_suite
+
+    attach_suite(ctx, res, [ev for ev, _ in evals], model=rname, plain=embs,
+                 model_flip=rec.flip if configured else None,
+                 embed_plain=lambda crops: embed_in_batches(rec.embed, crops, desc=f"embed ({rname}, mirrored)",
+                                                            progress=ctx.progress))
     return res
 
 
@@ -352,6 +413,9 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         from harness.tasks.identification import run as run_identification
 
         return run_identification(spec, ctx)
+    from harness.tasks.bin_suite import expand as expand_suites
+
+    spec = expand_suites(ctx, spec)  # --eval bin=DIR: one evaluation set per .bin (harness.tasks.bin_suite)
     if "backbone" in spec.components:
         return _run_backbone(spec, ctx)
     if "recognizer" in spec.components:

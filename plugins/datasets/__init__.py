@@ -77,7 +77,7 @@ def register_datasets():
         ),
         DatasetSpec(
             name="bin",
-            summary="insightface verification .bin (aligned crops + issame), read with a restricted unpickler.",
+            summary="insightface verification .bin (restricted unpickler), or a folder of them evaluated as a suite.",
             factory=f"{_P}.bin:build",
             framework="opencv",
             options=BinOptions,

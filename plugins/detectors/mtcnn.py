@@ -13,11 +13,16 @@ follows facenet-pytorch 2.6.0's inference rules so the two agree box for box:
 4. the same at 48 × 48 for O-Net, p > ``thresholds[2]``, landmarks, regression
    and a final "Min"-overlap NMS 0.7.
 
-What makes it faster than the reference (see ``benchmarks/bench_mtcnn.py``):
-the crops for R-Net and O-Net are cut and area-resized for all boxes at once
-from one integral image (an exact rewrite of adaptive average pooling),
-instead of one ``interpolate`` call per box; NMS runs in OpenCV's C++;
-P-Net runs channels-last; everything runs under ``torch.inference_mode``.
+What makes it faster than the reference (``benchmarks/bench_mtcnn.py``,
+``docs/mtcnn.md``): pyramid levels and the R-/O-Net crops are area-resized
+from one integral image per picture with a few numpy gathers, bit for bit
+what ``interpolate(mode="area")`` gives (``_area.py``), instead of one
+``interpolate`` call per level and per box; ceil-mode max pooling is done
+with strided maxima (PyTorch's CPU kernel is 4-15x slower); P-Net's two 1x1
+heads are one convolution; NMS runs in OpenCV's C++; P-Net takes up to
+``_PNET_GROUP`` same-size images per call and R-Net / O-Net take the boxes of
+all images of a ``detect_batch`` chunk (in cache-sized chunks of
+``_NET_CHUNK``), channels-last; everything runs under ``torch.inference_mode``.
 
 Boxes are returned as the cascade regresses them (they may extend past the
 image border), scores are O-Net's face probability, landmarks are left eye,
@@ -38,6 +43,7 @@ from harness.types import Detections
 from harness.weights import locate_weights
 
 from facebench_plugins.detectors import WEIGHTS, MtcnnOptions
+from facebench_plugins.detectors._area import IntegralTable, pool_bounds
 from facebench_plugins.detectors._common import check_image
 
 __all__ = ["MTCNN", "ONet", "PNet", "RNet", "build", "nms", "pyramid_scales"]
@@ -46,7 +52,8 @@ __all__ = ["MTCNN", "ONet", "PNet", "RNet", "build", "nms", "pyramid_scales"]
 # ---------------------------------------------------------------- networks
 def max_pool_ceil(x: torch.Tensor, k: int, s: int = 2) -> torch.Tensor:
     """``F.max_pool2d(x, k, s, ceil_mode=True)``, exactly, as elementwise maxima of strided
-    views (-inf padding on the right and bottom).
+    views; the windows that overhang the right or bottom edge take the maximum of
+    what they cover (as -inf padding would), without padding a copy.
 
     On CPU PyTorch's max-pool kernel is 4-15x slower than this for MTCNN's
     10-64-channel maps (2.9 ms vs 0.2 ms for P-Net's 10 x 148 x 148, one thread);
@@ -55,17 +62,27 @@ def max_pool_ceil(x: torch.Tensor, k: int, s: int = 2) -> torch.Tensor:
     h, w = x.shape[-2:]
     if h < k or w < k:
         return F.max_pool2d(x, k, s, ceil_mode=True)
-    oh, ow = -(-(h - k) // s) + 1, -(-(w - k) // s) + 1
-    ph, pw = (oh - 1) * s + k - h, (ow - 1) * s + k - w
-    if ph > 0 or pw > 0:
-        x = F.pad(x, (0, max(pw, 0), 0, max(ph, 0)), value=float("-inf"))
-    span_h, span_w = s * (oh - 1) + 1, s * (ow - 1) + 1
-    r = x[:, :, 0:span_h:s]
-    for i in range(1, k):
-        r = torch.maximum(r, x[:, :, i:i + span_h:s])
-    out = r[..., 0:span_w:s]
-    for j in range(1, k):
-        out = torch.maximum(out, r[..., j:j + span_w:s])
+    return _max_along(_max_along(x, k, s, 2), k, s, 3)
+
+
+def _max_along(x: torch.Tensor, k: int, s: int, dim: int) -> torch.Tensor:
+    """Ceil-mode 1-D max pooling of ``x`` along ``dim`` (window ``k``, stride ``s``)."""
+    n = x.shape[dim]
+    cells = -(-(n - k) // s) + 1
+    out = None
+    for i in range(k):
+        view = x.narrow(dim, i, n - i)
+        count = min(cells, -(-(n - i) // s))
+        view = view.as_strided(
+            view.shape[:dim] + (count,) + view.shape[dim + 1:],
+            view.stride()[:dim] + (view.stride(dim) * s,) + view.stride()[dim + 1:],
+            view.storage_offset(),
+        )
+        if out is None:
+            out = view.clone()
+        else:
+            target = out.narrow(dim, 0, count)
+            torch.maximum(target, view, out=target)
     return out
 
 
@@ -88,7 +105,10 @@ class PNet(nn.Module):
         x = max_pool_ceil(x, 2)
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
-        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)
+        # both 1x1 heads as one convolution (the same numbers, one kernel call instead of two)
+        weight = torch.cat([self.conv4_1.weight, self.conv4_2.weight])
+        out = F.conv2d(x, weight, torch.cat([self.conv4_1.bias, self.conv4_2.bias]))
+        return out[:, 2:], torch.softmax(out[:, :2], dim=1)
 
 
 class RNet(nn.Module):
@@ -228,8 +248,8 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return out
 
 
-def _crop_bounds(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
-    """Integer crop rows/cols [y0, y1) × [x0, x1), clipped to the image."""
+def _crop_bounds(boxes: np.ndarray, width, height) -> tuple[np.ndarray, ...]:
+    """Integer crop rows/cols [y0, y1) × [x0, x1), clipped to the image (sizes: ints or per box)."""
     b = np.trunc(boxes[:, :4]).astype(np.int64)
     x0 = np.maximum(b[:, 0], 1) - 1
     y0 = np.maximum(b[:, 1], 1) - 1
@@ -238,17 +258,9 @@ def _crop_bounds(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray
     return y0, y1, x0, x1
 
 
-def _pool_index(start: np.ndarray, stop: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Adaptive-average-pool cell bounds (PyTorch's rule) of [start, stop) into ``size`` cells."""
-    length = (stop - start)[:, None]
-    i = np.arange(size)[None, :]
-    lo = start[:, None] + (i * length) // size
-    hi = start[:, None] - ((-(i + 1) * length) // size)
-    return lo, hi
-
-
 class _Integral:
-    """Integral images of a batch, for exact area-resized crops of many boxes at once."""
+    """Integral images of a (B, 3, H, W) tensor batch, for area-resized crops of many boxes at
+    once (used by ``cascade_cnn``; MTCNN itself uses :class:`IntegralTable`)."""
 
     def __init__(self, images: torch.Tensor) -> None:
         # images: (B, 3, H, W) float32 in [0, 255]; float64 sums are exact here
@@ -257,8 +269,8 @@ class _Integral:
 
     def crops(self, index: np.ndarray, y0, y1, x0, x1, size: int) -> torch.Tensor:
         """(N, 3, size, size) area-resized crops = ``interpolate(crop, size, mode='area')``."""
-        ylo, yhi = _pool_index(y0, y1, size)
-        xlo, xhi = _pool_index(x0, x1, size)
+        ylo, yhi = pool_bounds(y0, y1, size)
+        xlo, xhi = pool_bounds(x0, x1, size)
         t = self.table
         b = torch.from_numpy(index)[:, None, None]
         ylo_t, yhi_t = torch.from_numpy(ylo)[:, :, None], torch.from_numpy(yhi)[:, :, None]
@@ -274,6 +286,21 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------- detector
+_NET_CHUNK = 64  # R-/O-Net crops per forward call: larger batches fall out of cache on CPU
+_PNET_GROUP = 8  # same-size images per P-Net call (fewer calls; small enough to stay in cache)
+
+
+def _as_nchw(x: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) float32 numpy → (N, 3, H, W) channels-last tensor sharing its memory."""
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
+
+
+def _run_net(net: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
+    """``net`` over ``x`` in chunks of ``_NET_CHUNK``; outputs concatenated, as numpy."""
+    outs = [net(x[i:i + _NET_CHUNK]) for i in range(0, len(x), _NET_CHUNK)]
+    return [torch.cat(parts).numpy() if len(parts) > 1 else parts[0].numpy() for parts in zip(*outs)]
+
+
 class MTCNN:
     """The MTCNN cascade; ``detect`` / ``detect_batch`` give :class:`Detections`."""
 
@@ -291,82 +318,63 @@ class MTCNN:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             net.eval()
             self.weights_paths[key] = path
-        # channels-last convolutions are measurably faster for P-Net's 3-10-16-32 channel stack
-        self.pnet.to(memory_format=torch.channels_last)
+        # R-Net and O-Net run channels-last (the crops are built (N, H, W, 3) in numpy and
+        # oneDNN is faster on that layout for them); P-Net's 10-channel PReLU is 7x faster
+        # on contiguous NCHW maps, which more than pays for transposing each pyramid level.
+        self.rnet.to(memory_format=torch.channels_last)
+        self.onet.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------ public
     def detect(self, image: np.ndarray) -> Detections:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Detect in many images; images of equal size share each network call."""
+        """Detect in many images (any sizes); R-Net and O-Net run over the boxes of
+        ``batch_size`` images together."""
         images = [check_image(im) for im in images]
-        out: list[Detections | None] = [None] * len(images)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(im.shape, []).append(i)
         bs = max(1, self.options.batch_size)
-        for idx in groups.values():
-            for start in range(0, len(idx), bs):
-                chunk = idx[start:start + bs]
-                for i, det in zip(chunk, self._detect_same_size([images[i] for i in chunk])):
-                    out[i] = det
-        return out  # type: ignore[return-value]
+        out: list[Detections] = []
+        for start in range(0, len(images), bs):
+            out.extend(self._detect_chunk(images[start:start + bs]))
+        return out
 
     # ------------------------------------------------------------ stages
     @torch.inference_mode()
-    def _detect_same_size(self, images: list[np.ndarray]) -> list[Detections]:
+    def _detect_chunk(self, images: list[np.ndarray]) -> list[Detections]:
         o = self.options
-        batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(torch.float32)
-        n, _, h, w = batch.shape
-
-        # ---- stage 1: P-Net over the pyramid
-        all_boxes, all_inds = [], []
-        for scale in pyramid_scales(h, w, o.min_face, o.factor):
-            level = F.interpolate(batch, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self.pnet(_normalise(level).contiguous(memory_format=torch.channels_last))
-            boxes, inds = self._candidates(reg, prob[:, 1], scale, o.thresholds[0])
-            if len(boxes):
-                keep = nms(boxes[:, :4], boxes[:, 4], inds, o.nms[0])
-                all_boxes.append(boxes[keep])
-                all_inds.append(inds[keep])
-        if not all_boxes:
-            return [Detections.empty() for _ in range(n)]
-        boxes = np.concatenate(all_boxes)
-        inds = np.concatenate(all_inds)
-        keep = nms(boxes[:, :4], boxes[:, 4], inds, o.nms[1])
-        boxes, inds = boxes[keep], inds[keep]
-        w_ = boxes[:, 2] - boxes[:, 0]
-        h_ = boxes[:, 3] - boxes[:, 1]
-        refined = np.stack([
-            boxes[:, 0] + boxes[:, 5] * w_, boxes[:, 1] + boxes[:, 6] * h_,
-            boxes[:, 2] + boxes[:, 7] * w_, boxes[:, 3] + boxes[:, 8] * h_,
-        ], axis=1)
-        boxes = _square(refined)
-
-        integral = _Integral(batch)
-
-        # ---- stage 2: R-Net
-        boxes, inds, crops = self._crops(integral, boxes, inds, w, h, 24)
+        n = len(images)
+        table = IntegralTable(images)
+        same_size: dict[tuple[int, ...], list[int]] = {}
+        for k, im in enumerate(images):
+            same_size.setdefault(im.shape, []).append(k)
+        found = [self._proposals(table, ks[i:i + _PNET_GROUP])
+                 for ks in same_size.values() for i in range(0, len(ks), _PNET_GROUP)]
+        boxes = np.concatenate([f[0] for f in found])
+        inds = np.concatenate([f[1] for f in found])
         if len(boxes) == 0:
             return [Detections.empty() for _ in range(n)]
-        reg, prob = self.rnet(_normalise(crops))
-        score = prob[:, 1].numpy()
+        sizes = np.array([im.shape[:2] for im in images], np.int64)  # (n, 2) height, width
+
+        # ---- stage 2: R-Net on 24 x 24 crops of every image's proposals
+        boxes, inds, crops = self._crops(table, boxes, inds, sizes, 24)
+        if len(boxes) == 0:
+            return [Detections.empty() for _ in range(n)]
+        reg, prob = _run_net(self.rnet, crops)
+        score = prob[:, 1]
         ok = score > o.thresholds[1]
-        boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg.numpy()[ok]
+        boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]
         keep = nms(boxes, score, inds, o.nms[2])
-        boxes, inds, score, reg = boxes[keep], inds[keep], score[keep], reg[keep]
-        boxes = _square(_regress(boxes, reg))
+        boxes = _square(_regress(boxes[keep], reg[keep]))
+        inds = inds[keep]
 
-        # ---- stage 3: O-Net
-        boxes, inds, crops = self._crops(integral, boxes, inds, w, h, 48)
+        # ---- stage 3: O-Net on 48 x 48 crops
+        boxes, inds, crops = self._crops(table, boxes, inds, sizes, 48)
         if len(boxes) == 0:
             return [Detections.empty() for _ in range(n)]
-        reg, pts, prob = self.onet(_normalise(crops))
-        score = prob[:, 1].numpy()
+        reg, pts, prob = _run_net(self.onet, crops)
+        score = prob[:, 1]
         ok = score > o.thresholds[2]
-        boxes, inds, score = boxes[ok], inds[ok], score[ok]
-        reg, pts = reg.numpy()[ok], pts.numpy()[ok]
+        boxes, inds, score, reg, pts = boxes[ok], inds[ok], score[ok], reg[ok], pts[ok]
         bw = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
         bh = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
         landmarks = np.stack(
@@ -383,30 +391,60 @@ class MTCNN:
             result.append(Detections(boxes[sel], score[sel], landmarks[sel]))
         return result
 
-    @staticmethod
-    def _candidates(reg: torch.Tensor, prob: torch.Tensor, scale: float, threshold: float):
-        """P-Net cells with p(face) ≥ threshold as (K, 9) [x1, y1, x2, y2, score, 4 offsets]."""
-        mask = prob >= threshold
-        idx = mask.nonzero()
-        if len(idx) == 0:
-            return np.zeros((0, 9), np.float32), np.zeros((0,), np.int64)
-        score = prob[mask]
-        offsets = reg.permute(0, 2, 3, 1)[mask]
-        xy = idx[:, [2, 1]].to(reg.dtype)  # (x, y) of the cell
-        q1 = ((2 * xy + 1) / scale).floor()
-        q2 = ((2 * xy + 12) / scale).floor()
-        boxes = torch.cat([q1, q2, score[:, None], offsets], dim=1).numpy()
-        return boxes, idx[:, 0].numpy()
+    def _proposals(self, table: IntegralTable, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 1 on images ``ks`` (all of one size): P-Net over the pyramid, NMS per level
+        and over all levels (per image), regression and squaring; (K, 4) boxes, image indices."""
+        o = self.options
+        h, w = table.shapes[ks[0]]
+        found, owners = [], []
+        for scale in pyramid_scales(h, w, o.min_face, o.factor):
+            size = (int(h * scale + 1), int(w * scale + 1))
+            level = _normalise(np.stack([table.resize(k, *size) for k in ks]))
+            reg, prob = self.pnet(_as_nchw(level).contiguous())
+            boxes, local = self._candidates(reg, prob[:, 1], scale, o.thresholds[0])
+            if len(boxes):
+                keep = nms(boxes[:, :4], boxes[:, 4], local, o.nms[0])
+                found.append(boxes[keep])
+                owners.append(local[keep])
+        if not found:
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+        boxes, local = np.concatenate(found), np.concatenate(owners)
+        keep = nms(boxes[:, :4], boxes[:, 4], local, o.nms[1])
+        boxes, local = boxes[keep], local[keep]
+        w_ = boxes[:, 2] - boxes[:, 0]
+        h_ = boxes[:, 3] - boxes[:, 1]
+        refined = np.stack([
+            boxes[:, 0] + boxes[:, 5] * w_, boxes[:, 1] + boxes[:, 6] * h_,
+            boxes[:, 2] + boxes[:, 7] * w_, boxes[:, 3] + boxes[:, 8] * h_,
+        ], axis=1)
+        return _square(refined), np.asarray(ks, np.int64)[local]
 
     @staticmethod
-    def _crops(integral: _Integral, boxes, inds, width: int, height: int, size: int):
-        y0, y1, x0, x1 = _crop_bounds(boxes, width, height)
+    def _candidates(reg: torch.Tensor, prob: torch.Tensor, scale: float, threshold: float):
+        """P-Net cells with p(face) ≥ threshold as (K, 9) [x1, y1, x2, y2, score, 4 offsets]
+        and the index of their image in the batch (float32 arithmetic, as facenet-pytorch)."""
+        p = prob.numpy()
+        image, y, x = np.nonzero(p >= threshold)
+        if len(image) == 0:
+            return np.zeros((0, 9), np.float32), np.zeros((0,), np.int64)
+        xy = np.stack([x, y], axis=1).astype(np.float32)  # (x, y) of the cell
+        s = np.float32(scale)
+        boxes = np.concatenate([
+            np.floor((2 * xy + 1) / s), np.floor((2 * xy + 12) / s),
+            p[image, y, x][:, None], reg.numpy()[image, :, y, x],
+        ], axis=1)
+        return boxes, image.astype(np.int64)
+
+    @staticmethod
+    def _crops(table: IntegralTable, boxes, inds, sizes: np.ndarray, size: int):
+        """Boxes that overlap their image, and their normalised (N, 3, size, size) crops."""
+        y0, y1, x0, x1 = _crop_bounds(boxes, sizes[inds, 1], sizes[inds, 0])
         ok = (y1 > y0) & (x1 > x0)  # boxes wholly outside the image have no crop
         if not ok.all():
             boxes, inds, y0, y1, x0, x1 = boxes[ok], inds[ok], y0[ok], y1[ok], x0[ok], x1[ok]
         if len(boxes) == 0:
             return boxes, inds, None
-        return boxes, inds, integral.crops(inds, y0, y1, x0, x1, size)
+        return boxes, inds, _as_nchw(_normalise(table.crops(inds, y0, y1, x0, x1, size)))
 
 
 def build(options: MtcnnOptions | None = None) -> MTCNN:

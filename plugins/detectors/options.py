@@ -89,7 +89,7 @@ class MtcnnOptions:
     :param nms: NMS IoU thresholds: P-Net per scale, P-Net merged, R-Net, O-Net.
     :param weights_dir: folder holding pnet.pt, rnet.pt, onet.pt (overrides the search).
     :param threads: torch intra-op threads (0 leaves torch's setting).
-    :param batch_size: images run together by ``detect_batch`` (same-size images only).
+    :param batch_size: images run together by ``detect_batch`` (any sizes: P-Net groups same-size images, R-Net and O-Net take the boxes of the whole batch).
     """
 
     min_face: int = 20

@@ -10,9 +10,9 @@ from __future__ import annotations
 from harness.hookspecs import hookimpl
 from harness.specs import EngineSpec
 
-from facebench_plugins.engines.options import TorchEngineOptions
+from facebench_plugins.engines.options import TFEngineOptions, TorchEngineOptions
 
-__all__ = ["TorchEngineOptions", "register_engines"]
+__all__ = ["TFEngineOptions", "TorchEngineOptions", "register_engines"]
 
 
 @hookimpl
@@ -27,5 +27,19 @@ def register_engines():
             options=TorchEngineOptions,
             # `harness export`: ONNX export of a built backbone (module:attr, imported on use)
             meta={"exporter": "facebench_plugins.engines._export"},
-        )
+        ),
+        EngineSpec(
+            name="tf",
+            summary="TensorFlow 2 / Keras twins of the built-in backbones and losses (same names and "
+            "options; `--engine tf`): SGD/AdamW, warm-up + cosine/step, atomic checkpoints, resume.",
+            framework="tensorflow",
+            factory="facebench_plugins.engines.tf_engine:build",
+            options=TFEngineOptions,
+            # what `--engine tf` can run: checked when the grid is expanded (no TensorFlow import)
+            meta={"adapts": {
+                "backbone": ("inception_resnet_v1", "lresnet100", "lresnet50", "mobilefacenet",
+                             "resnet20", "resnet36"),
+                "loss": ("am_softmax", "arcface", "center", "combined", "cosface", "softmax", "triplet"),
+            }},
+        ),
     ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from harness.specs import check_range
 
-__all__ = ["TorchEngineOptions"]
+__all__ = ["TFEngineOptions", "TorchEngineOptions"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,38 @@ class TorchEngineOptions:
         if not 0.0 < self.step_gamma <= 1.0:
             raise ValueError(f"step_gamma must be in (0, 1], got {self.step_gamma}")
         check_range("torch.threads", self.threads, 0, 1024, integer=True)
+
+
+@dataclass(frozen=True)
+class TFEngineOptions:
+    """Options of the ``tf`` engine (``-o tf.key=value``); the schedule's
+    settings mean what they mean for the ``torch`` engine.
+
+    :param pk_k: K, images per identity in a P x K batch (``pk`` sampler).
+    :param momentum: SGD momentum (torch's rule: ``buf = momentum * buf + grad``).
+    :param step_milestones: for ``scheduler: step``, fractions of the
+        post-warm-up steps at which the learning rate is multiplied by
+        ``step_gamma``.
+    :param step_gamma: the factor applied at each milestone.
+    :param threads: TensorFlow intra-op threads; 0 leaves TensorFlow's default
+        (it must be set before TensorFlow first runs an op).
+    :param deterministic: deterministic TensorFlow ops
+        (``tf.config.experimental.enable_op_determinism``).
+    """
+
+    pk_k: int = 4
+    momentum: float = 0.9
+    step_milestones: tuple[float, ...] = (0.5, 0.75)
+    step_gamma: float = 0.1
+    threads: int = 0
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("tf.pk_k", self.pk_k, 1, 1024, integer=True)
+        check_range("tf.threads", self.threads, 0, 1024, integer=True)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"tf.momentum must be in [0, 1), got {self.momentum}")
+        if any(not 0.0 < m < 1.0 for m in self.step_milestones):
+            raise ValueError(f"tf.step_milestones are fractions of training in (0, 1), got {self.step_milestones}")
+        if not 0.0 < self.step_gamma <= 1.0:
+            raise ValueError(f"tf.step_gamma must be in (0, 1], got {self.step_gamma}")

@@ -4,6 +4,8 @@
   trees, Kazemi & Sullivan 2014: cascade regression) run in each face box.
 * ``mtcnn`` / ``retinaface`` / ``yunet`` — the five points of those detectors,
   run on a crop around each given box (``detector_points``).
+* ``dcnn_cascade`` — Sun et al. 2013's three-level CNN cascade for five points, trained
+  here with ``harness train-landmarker dcnn_cascade`` (no published weights).
 
 Every built landmarker has ``predict(image, boxes) -> (N, P, 2)`` (see
 :class:`harness.types.Landmarker`).  This package imports no framework.
@@ -15,9 +17,15 @@ from harness.hookspecs import hookimpl
 from harness.specs import LandmarkerSpec
 
 from facebench_plugins.detectors import WEIGHTS
-from facebench_plugins.landmarkers.options import DetectorPointsOptions, DlibShapeOptions
+from facebench_plugins.landmarkers.options import (
+    DcnnCascadeOptions,
+    DcnnTrainOptions,  # noqa: F401  (re-exported: the trainer's options)
+    DetectorPointsOptions,
+    DlibShapeOptions,
+)
 
-__all__ = ["DetectorPointsOptions", "DlibShapeOptions", "register_landmarkers"]
+__all__ = ["DcnnCascadeOptions", "DcnnTrainOptions", "DetectorPointsOptions", "DlibShapeOptions",
+           "register_landmarkers"]
 
 _P = "facebench_plugins.landmarkers"
 _KAZEMI = ("V. Kazemi, J. Sullivan, 'One Millisecond Face Alignment with an Ensemble of Regression Trees', "
@@ -56,7 +64,8 @@ def register_landmarkers():
             weights=(WEIGHTS["dlib_shape68"],),
             num_points=68,
             scheme="ibug_68",
-            meta={"trained_on": "iBUG 300-W", "boxes": "dlib HOG detector boxes (tighter than the points' box)"},
+            meta={"trained_on": "iBUG 300-W", "boxes": "dlib HOG detector boxes (tighter than the points' box)",
+                  "detector": "dlib_hog"},
         ),
         LandmarkerSpec(
             name="dlib_5",
@@ -70,7 +79,7 @@ def register_landmarkers():
             num_points=5,
             scheme="dlib_5",
             meta={"points": "image-right eye outer, inner corner; image-left eye outer, inner corner; "
-                            "base of the nose (no mouth corners)"},
+                            "base of the nose (no mouth corners)", "detector": "dlib_hog"},
         ),
         _detector_points("mtcnn", "torch", "K. Zhang et al., 'Joint Face Detection and Alignment Using Multitask "
                          "Cascaded Convolutional Networks', IEEE SPL 2016",
@@ -79,4 +88,21 @@ def register_landmarkers():
                          "Localisation in the Wild', CVPR 2020", (WEIGHTS["retinaface_mnet025"],), "MIT"),
         _detector_points("yunet", "opencv", "W. Wu, H. Peng, S. Yu, 'YuNet: A Tiny Millisecond-level Face "
                          "Detector', Machine Intelligence Research 2023", (WEIGHTS["yunet"],), "Apache-2.0"),
+        LandmarkerSpec(
+            name="dcnn_cascade",
+            summary="Sun et al. 2013 five-point CNN cascade (global nets, then patch nets per point); "
+                    "trained here with `harness train-landmarker` (no published weights).",
+            factory=f"{_P}.dcnn_cascade:build",
+            framework="torch",
+            options=DcnnCascadeOptions,
+            paper="Y. Sun, X. Wang, X. Tang, 'Deep Convolutional Network Cascade for Facial Point Detection', "
+                  "CVPR 2013",
+            license="Apache-2.0 (the code; a checkpoint follows its training data's terms)",
+            num_points=5,
+            scheme=_FIVE[0],
+            meta={"points": _FIVE[1], "trainer": f"{_P}.dcnn_cascade:train", "train_options": f"{_P}.options:DcnnTrainOptions",
+                  "trains_on": "any landmark set with the common five (68 -> 5: eye centres = mean of 36-41 / "
+                               "42-47, nose tip 30, mouth corners 48 / 54)",
+                  "boxes": "square around the box centre, side = mean of its width and height x (1 + 2 margin), margin 0.2 unless trained otherwise"},
+        ),
     ]

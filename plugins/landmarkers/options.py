@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from harness.specs import check_range
 
-__all__ = ["DetectorPointsOptions", "DlibShapeOptions"]
+__all__ = ["DcnnCascadeOptions", "DcnnTrainOptions", "DetectorPointsOptions", "DlibShapeOptions"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,57 @@ class DetectorPointsOptions:
     def __post_init__(self) -> None:
         check_range("margin", self.margin, 0.0, 4.0)
         check_range("min_iou", self.min_iou, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DcnnCascadeOptions:
+    """Options of ``dcnn_cascade`` at prediction time.
+
+    :param weights: checkpoint written by ``harness train-landmarker dcnn_cascade``
+        (required: no public weights ship with facebench).
+    :param threads: torch intra-op threads (0 leaves torch's setting).
+    """
+
+    weights: str = ""
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("threads", self.threads, 0, 256, integer=True)
+
+
+@dataclass(frozen=True)
+class DcnnTrainOptions:
+    """How ``harness train-landmarker dcnn_cascade`` trains (flags of that command).
+
+    :param steps: Adam steps for each level (level 1: F1, EN1, NM1 together; each refinement level).
+    :param batch_size: faces per step.
+    :param lr: Adam learning rate.
+    :param augment: jittered copies drawn per training face (random flip, shift, scale, rotation).
+    :param refine_levels: refinement levels after the global level (0-2; Sun et al. use 2).
+    :param margin: the face square is the box's mean side grown by ``margin`` on each side.
+    :param jitter: largest random shift of the box, as a fraction of its side (scale: the same, rotation:
+        ``jitter`` x 100 degrees), so that boxes of other rules than the training set's still work.
+    :param seed: seed of the augmentation and of torch.
+    :param threads: torch intra-op threads (0 leaves torch's setting).
+    """
+
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3
+    augment: int = 64
+    refine_levels: int = 2
+    margin: float = 0.2
+    jitter: float = 0.08
+    seed: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("steps", self.steps, 1, 10_000_000, integer=True)
+        check_range("batch_size", self.batch_size, 1, 65_536, integer=True)
+        check_range("lr", self.lr, 1e-7, 1.0)
+        check_range("augment", self.augment, 1, 100_000, integer=True)
+        check_range("refine_levels", self.refine_levels, 0, 2, integer=True)
+        check_range("margin", self.margin, 0.0, 1.0)
+        check_range("jitter", self.jitter, 0.0, 0.3)
+        check_range("seed", self.seed, 0, 2**32 - 1, integer=True)
+        check_range("threads", self.threads, 0, 256, integer=True)

@@ -50,8 +50,11 @@ def onnx_specs() -> list[RecognizerSpec]:
                 "preprocessing": "x = (crop_in_color_order * scale - mean) / std, then layout; "
                 "see the run's 'recognizer' section for the values used",
                 "input_size_rule": "read from the graph when fixed, else -o onnx.input_size=H,W",
-                "batching": "dynamic batch: batch_size per call; fixed batch 1: made symbolic at load "
-                "(onnx package) or one image per call; fixed batch k: padded chunks of k",
+                "batching": "dynamic batch: batch_size per call (0: 1 on the CPU, 64 on a GPU); fixed "
+                "batch 1: made symbolic at load (onnx package) or one image per call; fixed batch k: "
+                "padded chunks of k",
+                "rewrite": "at load (onnx package): weights among the graph inputs made constants, PRelu as "
+                "elementwise Mul/Max; used only when equal to the file's outputs",
             },
         ),
         RecognizerSpec(

@@ -123,6 +123,26 @@ class DlibResnetRecognizer:
         desc = self._net.compute_face_descriptor(image, shapes, self.options.jitters, self.options.padding)
         return np.asarray([np.asarray(d) for d in desc], dtype=np.float32).reshape(-1, self.embedding_size)
 
+    # ------------------------------------------------ model card and manifest
+    def describe(self) -> dict:
+        """What shapes an embedding (the run's manifest): files and their sha256, chip, runtime."""
+        from harness.weights import sha256_file
+
+        o = self.options
+        return {
+            "model": str(self.weights_path), "sha256": sha256_file(self.weights_path),
+            "shape_predictor": str(self.shape_path), "shape_predictor_sha256": sha256_file(self.shape_path),
+            "alignment": o.alignment, "padding": o.padding, "jitters": o.jitters,
+            "input_size": [CHIP_SIZE, CHIP_SIZE], "color": "rgb",
+            "normalisation": "none: RGB uint8 chips into dlib", "flip": "none", "precision": "float32",
+            "dlib": dlib.__version__, "device": "cuda" if getattr(dlib, "DLIB_USE_CUDA", False) else "cpu",
+        }
+
+    def compute(self) -> dict:
+        """Not counted: the network is a dlib DNN read from a .dat file, neither a torch nor an ONNX graph."""
+        return {"params": None, "flops": None,
+                "reason": "dlib's ResNet-29 is a serialized dlib DNN (.dat): no torch or ONNX graph to count"}
+
     @staticmethod
     def distance_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Euclidean distances between rows of ``a`` and ``b``."""

@@ -7,17 +7,25 @@ the graph in batches.
 
 Batching follows the graph's first input dimension:
 
-* symbolic: ``batch_size`` images per call;
+* symbolic: ``batch_size`` images per call (by default 1 on the CPU, 64
+  on a GPU provider);
 * fixed at 1: with the ``onnx`` package (and ``rewrite=true``) the batch
-  dimension is made symbolic at load time and the weights that the graph
-  lists among its inputs become constants (onnxruntime cannot fold them
-  otherwise).  The rewritten graph is kept only if a batch of two gives the
-  outputs of two single calls; else one image per call, said once;
+  dimension is made symbolic at load time, kept only if a batch of two
+  gives the outputs of two single calls; else one image per call, said once;
 * fixed at k > 1: chunks of k, the last padded.
+
+Whatever the batch, with ``rewrite=true`` (and the ``onnx`` package) the
+graph is rewritten at load time for speed (:func:`rewrite_graph`): weights
+the graph lists among its inputs become constants (onnxruntime cannot fold
+BatchNorm into the convolutions otherwise) and PRelu becomes elementwise ops
+giving the same floats (onnxruntime's PRelu kernel is slow).  The rewritten
+graph is used only when it reproduces the file's outputs on a probe batch;
+``describe()["rewritten_at_load"]`` says what changed.
 
 A model written by ``harness export`` states its preprocessing in
 ``facebench.*`` metadata; :func:`with_model_metadata` applies it to every
-option left at its default, and ``describe()`` lists those options.
+option left unset (an option given always wins, whatever its value), and
+``describe()`` lists those the metadata changed.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ from harness.tasks._faces import resize_crop
 from harness.weights import locate_weights, sha256_file
 
 from facebench_plugins.recognizers.options import (
+    CPU_BATCH,
+    GPU_BATCH,
+    ONNX_DEFAULTS,
     SFACE_PREPROCESSING,
     SFACE_WEIGHTS,
     OnnxOptions,
@@ -49,6 +60,12 @@ log = logging.getLogger(__name__)
 
 #: the rewritten graph must reproduce single-image outputs to this (max abs, relative to scale)
 _REWRITE_TOL = 1e-4
+
+
+def _close(got: np.ndarray, ref: np.ndarray) -> bool:
+    """``got`` equals ``ref`` to :data:`_REWRITE_TOL` (relative to the outputs' scale)."""
+    return got.shape == ref.shape and bool(np.allclose(
+        got, ref, rtol=_REWRITE_TOL, atol=_REWRITE_TOL * max(1.0, float(np.abs(ref).max()))))
 
 
 def _dim(d: Any) -> int | None:
@@ -66,6 +83,24 @@ def rewrite_for_batching(model: bytes) -> bytes | None:
     :returns: the new serialized model, or ``None`` when the ``onnx`` package
         is missing or the model cannot be parsed or has IR < 4.
     """
+    out = rewrite_graph(model, batch=True, prelu=False)
+    return None if out is None else out[0]
+
+
+def rewrite_graph(model: bytes, *, batch: bool = True, prelu: bool = True) -> tuple[bytes, tuple[str, ...]] | None:
+    """The graph made fast for onnxruntime, computing the same values.
+
+    * weights listed among the graph inputs become constants (onnxruntime can
+      then fold BatchNorm into the convolutions) and, with ``batch``, a fixed
+      first dimension of the inputs/outputs becomes the symbol ``batch``;
+    * with ``prelu``, each PRelu whose slope is a constant is written with
+      elementwise ops that give the same floats (:func:`_prelu_nodes`):
+      onnxruntime's PRelu kernel is about 10x slower than a Mul or a Max.
+
+    :returns: (serialized model, what was changed), or ``None`` when the
+        ``onnx`` package is missing, the model cannot be parsed, has IR < 4,
+        or nothing changed.
+    """
     try:
         import onnx
     except ImportError:
@@ -77,17 +112,68 @@ def rewrite_for_batching(model: bytes) -> bytes | None:
     if m.ir_version < 4:
         return None
     g = m.graph
+    changed = []
     inits = {i.name for i in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
-    del g.input[:]
-    g.input.extend(inputs)
-    for value in (*g.input, *g.output):
-        dims = value.type.tensor_type.shape.dim
-        if len(dims) and dims[0].HasField("dim_value"):
-            dims[0].Clear()
-            dims[0].dim_param = "batch"
+    if len(inputs) < len(g.input):
+        changed.append(f"{len(g.input) - len(inputs)} weights moved from the graph inputs to constants")
+        del g.input[:]
+        g.input.extend(inputs)
+    fixed = [v for v in (*g.input, *g.output) if batch and len(v.type.tensor_type.shape.dim)
+             and v.type.tensor_type.shape.dim[0].HasField("dim_value")]
+    for value in fixed:
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = "batch"
+    if fixed:
+        changed.append("fixed batch made symbolic")
+    n = _replace_prelu(g) if prelu else 0
+    if n:
+        changed.append(f"{n} PRelu as elementwise Mul/Max (same values)")
+    if not changed:
+        return None
     del g.value_info[:]
-    return m.SerializeToString()
+    return m.SerializeToString(), tuple(changed)
+
+
+def _prelu_nodes(x: str, slope: str, y: str, base: str, values: np.ndarray) -> list:
+    """Nodes computing ``y = PRelu(x, slope)`` with the same floats.
+
+    Slopes in [0, 1]: ``Max(x, x * slope)`` (for x > 0, x * slope <= x; for
+    x < 0, x * slope >= x; rounding is monotone so the float comparison
+    agrees).  Otherwise ``Relu(x) + (x - Relu(x)) * slope``: x - Relu(x) is
+    exactly min(x, 0), and adding the exact zero of the other branch changes
+    nothing.
+    """
+    from onnx import helper
+
+    if values.size and float(values.min()) >= 0.0 and float(values.max()) <= 1.0:
+        return [helper.make_node("Mul", [x, slope], [f"{base}/xs"], name=f"{base}/mul"),
+                helper.make_node("Max", [x, f"{base}/xs"], [y], name=f"{base}/max")]
+    return [helper.make_node("Relu", [x], [f"{base}/pos"], name=f"{base}/relu"),
+            helper.make_node("Sub", [x, f"{base}/pos"], [f"{base}/neg"], name=f"{base}/sub"),
+            helper.make_node("Mul", [f"{base}/neg", slope], [f"{base}/negs"], name=f"{base}/mul"),
+            helper.make_node("Add", [f"{base}/pos", f"{base}/negs"], [y], name=f"{base}/add")]
+
+
+def _replace_prelu(g: Any) -> int:
+    """Replace, in place, every PRelu of graph ``g`` whose slope is an initializer; returns how many."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in g.initializer}
+    nodes, n = [], 0
+    for node in g.node:
+        if node.op_type == "PRelu" and len(node.input) == 2 and node.input[1] in inits:
+            values = numpy_helper.to_array(inits[node.input[1]])
+            nodes += _prelu_nodes(node.input[0], node.input[1], node.output[0],
+                                  f"facebench_prelu_{n}", values)
+            n += 1
+        else:
+            nodes.append(node)
+    if n:
+        del g.node[:]
+        g.node.extend(nodes)
+    return n
 
 
 class OnnxRecognizer:
@@ -98,6 +184,7 @@ class OnnxRecognizer:
     from_metadata: tuple[str, ...] = ()
 
     def __init__(self, options: OnnxOptions, *, model_path: Path, name: str = "onnx") -> None:
+        options = options.resolved()
         self.options = options
         self.name = name
         #: the alignment template ``embed`` expects its crops in
@@ -107,6 +194,9 @@ class OnnxRecognizer:
         self.sha256 = sha256_file(self.model_path)
         original = self.model_path.read_bytes()
         self._session = self._open(original)
+        #: images per call: the option, or by the provider (``batch_size=0``)
+        self.batch_size = options.batch_size or (
+            CPU_BATCH if self._session.get_providers()[0] == "CPUExecutionProvider" else GPU_BATCH)
         inp = self._session.get_inputs()
         if len(inp) != 1:
             raise DataError(
@@ -120,8 +210,12 @@ class OnnxRecognizer:
         self._output = self._session.get_outputs()[0]
         self._fixed_batch = _dim(self._input.shape[0]) if self._input.shape else None
         self.batching = "dynamic"
+        #: what the load-time rewrite changed (:func:`rewrite_graph`), empty when the file runs as it is
+        self.rewritten: tuple[str, ...] = ()
+        if options.rewrite:
+            self._try_rewrite(original)
         if self._fixed_batch is not None:
-            self._setup_fixed_batch(original)
+            self._describe_fixed_batch()
         self.embedding_size = int(self.embed_raw(self._probe(1)).shape[1]) * (2 if self.flip == "concat" else 1)
 
     # ----------------------------------------------------------------- loading
@@ -183,24 +277,42 @@ class OnnxRecognizer:
         h, w = self.input_size
         return np.random.default_rng(0).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
 
-    def _setup_fixed_batch(self, original: bytes) -> None:
-        if self._fixed_batch == 1 and self.options.rewrite:
-            rewritten = rewrite_for_batching(original)
-            if rewritten is not None:
-                single = self._session
-                x = self._tensor(self._probe(2))
-                ref = np.concatenate([self._run_on(single, x[i:i + 1]) for i in range(2)])
-                try:
-                    cand = self._open(rewritten)
-                    got = self._run_on(cand, x)
-                except Exception:  # noqa: BLE001 - any failure keeps the original graph
-                    got = None
-                if got is not None and got.shape == ref.shape and np.allclose(
-                    got, ref, rtol=_REWRITE_TOL, atol=_REWRITE_TOL * max(1.0, float(np.abs(ref).max()))
-                ):
-                    self._session, self._fixed_batch = cand, None
+    def _reference_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Outputs of the graph as loaded: in chunks of its fixed batch, or in one call."""
+        k = self._fixed_batch or len(x)
+        return np.concatenate([self._run_on(self._session, x[i:i + k]) for i in range(0, len(x), k)])
+
+    def _try_rewrite(self, original: bytes) -> None:
+        """Swap in :func:`rewrite_graph`'s graph when it gives the loaded graph's outputs.
+
+        A fixed batch of 1 is made symbolic too; when that changes the outputs
+        (a batch baked into a Reshape), the rewrite is tried again without it.
+        """
+        x = self._tensor(self._probe(max(2, self._fixed_batch or 2)))
+        ref = self._reference_outputs(x)
+        for batch in dict.fromkeys((self._fixed_batch == 1, False)):
+            out = rewrite_graph(original, batch=batch)
+            if out is None:
+                continue
+            try:
+                cand = self._open(out[0])
+                free = batch or self._fixed_batch is None  # any batch size: check a pair and a single
+                step = len(x) if free else self._fixed_batch
+                parts = [(x[i:i + step], ref[i:i + step]) for i in range(0, len(x), step)]
+                parts += [(x[:1], ref[:1])] if free else []
+                same = all(_close(self._run_on(cand, part), want) for part, want in parts)
+            except Exception:  # noqa: BLE001 - any failure keeps the graph as loaded
+                same = False
+            if same:
+                self._session, self.rewritten = cand, out[1]
+                if batch:
+                    self._fixed_batch = None
                     self.batching = "dynamic (fixed batch 1 made symbolic at load; checked equal to single calls)"
-                    return
+                return
+            log.info("%s: a load-time rewrite of %s (%s) changed its outputs; not used",
+                     self.name, self.model_path.name, "; ".join(out[1]))
+
+    def _describe_fixed_batch(self) -> None:
         if self._fixed_batch == 1:
             self.batching = "one image per call (the graph has a fixed batch of 1)"
             log.warning(
@@ -228,7 +340,7 @@ class OnnxRecognizer:
 
     def embed_raw(self, crops: np.ndarray) -> np.ndarray:
         """Graph outputs (N, D) of (N, H, W, 3) uint8 RGB crops of ``input_size``, no flip."""
-        chunk = self._fixed_batch or self.options.batch_size
+        chunk = self._fixed_batch or self.batch_size
         out = []
         for s in range(0, len(crops), chunk):
             x = self._tensor(crops[s:s + chunk])
@@ -258,12 +370,25 @@ class OnnxRecognizer:
             "output": {"name": self._output.name, "shape": list(self._output.shape)},
             "input_size": list(self.input_size), "alignment": o.alignment, "color": o.color,
             "scale": o.scale, "mean": list(o.mean), "std": list(o.std), "layout": o.layout,
-            "flip": o.flip, "embedding_size": self.embedding_size, "batch_size": o.batch_size,
-            "batching": self.batching, "threads": o.threads or "onnxruntime default",
+            "flip": o.flip, "embedding_size": self.embedding_size, "batch_size": self.batch_size,
+            "batching": self.batching, "rewritten_at_load": list(self.rewritten),
+            "threads": o.threads or "onnxruntime default",
             "providers": list(self._session.get_providers()), "precision": "float32",
             "onnxruntime": ort.__version__,
             "from_model_metadata": list(self.from_metadata),
         }
+
+    def compute(self) -> dict[str, Any]:
+        """Params and FLOPs of one image through the model file's graph (:mod:`._onnx_cost`)."""
+        from facebench_plugins.recognizers._onnx_cost import METHOD, graph_compute
+
+        try:
+            size = graph_compute(self.model_path, self.input_size, self.options.layout)
+        except ImportError:
+            return {"params": None, "flops": None, "reason": "counting an ONNX graph needs the onnx package"}
+        except DataError as exc:
+            return {"params": None, "flops": None, "reason": str(exc)}
+        return {"params": size["params"], "flops": 2 * size["macs"], "method": METHOD}
 
 
 def _rgb(image: np.ndarray, name: str) -> np.ndarray:
@@ -293,40 +418,51 @@ def build(options: OnnxOptions | None = None) -> OnnxRecognizer:
 _METADATA_OPTIONS = ("input_size", "color", "scale", "mean", "std", "layout", "alignment", "flip")
 
 
-def with_model_metadata(o: OnnxOptions, path: Path) -> tuple[OnnxOptions, tuple[str, ...]]:
-    """``o`` with the preprocessing a facebench-exported model states in its metadata.
-
-    Only options still at their default value take the model's value (an
-    option set to something else wins); other graphs are left as they are.
-
-    :returns: the options and the names of those taken from the model.
-    :raises DataError: the model's facebench metadata holds an unusable value.
-    """
+def _facebench_props(path: Path) -> dict[str, str]:
+    """The model's ``facebench.*`` metadata (empty without the ``onnx`` package or such metadata)."""
     try:
         import onnx
     except ImportError:
-        return o, ()
+        return {}
     try:
         props = {p.key: p.value for p in onnx.load(os.fspath(path), load_external_data=False).metadata_props}
     except Exception:  # noqa: BLE001 - not parseable: OnnxRecognizer reports it via onnxruntime
-        return o, ()
-    if "facebench.version" not in props:
-        return o, ()
-    defaults = {f.name: f.default for f in dataclasses.fields(OnnxOptions)}
+        return {}
+    return props if "facebench.version" in props else {}
+
+
+def _metadata_value(key: str, raw: str) -> Any:
+    if key in ("input_size", "mean", "std"):
+        return tuple((int if key == "input_size" else float)(v) for v in raw.split(","))
+    return float(raw) if key == "scale" else raw
+
+
+def with_model_metadata(o: OnnxOptions, path: Path) -> tuple[OnnxOptions, tuple[str, ...]]:
+    """``o`` resolved: each unset option from the model's facebench metadata, else its default.
+
+    Unset means ``None`` (``flip``: ``auto``): an option given on the command
+    line always wins, also one equal to the default (``-o onnx.flip=none``
+    on a model exported with flip concat embeds without flipping).  Graphs
+    without facebench metadata get :data:`~facebench_plugins.recognizers.options.ONNX_DEFAULTS`.
+
+    :returns: the resolved options and the names of the options whose value
+        the metadata changed from the default.
+    :raises DataError: the model's facebench metadata holds an unusable value.
+    """
+    props = _facebench_props(path)
+    unset = set(o.unset()) | ({"input_size"} if o.input_size is None else set())
     changes: dict[str, Any] = {}
     try:
         for key in _METADATA_OPTIONS:
             raw = props.get(f"facebench.{key}")
-            if raw is None or getattr(o, key) != defaults[key]:
-                continue
-            if key in ("input_size", "mean", "std"):
-                changes[key] = tuple((int if key == "input_size" else float)(v) for v in raw.split(","))
-            else:
-                changes[key] = float(raw) if key == "scale" else raw
-        return dataclasses.replace(o, **changes), tuple(k for k in changes if changes[k] != defaults[k])
+            if raw is not None and key in unset:
+                changes[key] = _metadata_value(key, raw)
+        taken = dataclasses.replace(o, **changes)
     except (TypeError, ValueError) as exc:
         raise DataError(f"onnx.model={path}: its facebench metadata is not usable ({exc}); "
                         "re-export it with `harness export` or set the preprocessing options") from None
+    defaults = {**ONNX_DEFAULTS, "input_size": None}
+    return taken.resolved(), tuple(k for k in changes if getattr(taken, k) != defaults[k])
 
 
 def build_sface(options: SfaceOptions | None = None) -> OnnxRecognizer:

@@ -5,6 +5,7 @@ Imported by the plugin's ``__init__`` to build the specs, so no framework here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -13,7 +14,10 @@ from harness.align import TEMPLATES
 from harness.specs import WeightsSpec, check_range
 
 __all__ = [
+    "CPU_BATCH",
     "DlibResnetOptions",
+    "GPU_BATCH",
+    "ONNX_DEFAULTS",
     "OnnxOptions",
     "SFACE_PREPROCESSING",
     "SFACE_WEIGHTS",
@@ -52,6 +56,11 @@ class DlibResnetOptions:
 
 
 # -- onnx and sface (runner: facebench_plugins.recognizers.onnx; pixel pipeline: _onnx_spec module doc)
+#: images per onnxruntime call when ``batch_size=0``: on the CPU, and on a GPU provider.  On the
+#: CPU one face per call was fastest per face for SFace (benchmarks/bench_recognizers.py: batch 1
+#: < 2 < 4 < 8 < 64 ms/face, one thread): a face's activations stay in cache; per-call overhead is µs.
+CPU_BATCH = 1
+GPU_BATCH = 64
 _MAX_SIDE = 4096
 _MAX_BATCH = 4096
 _MAX_THREADS = 1024
@@ -98,10 +107,11 @@ def provider_names(providers: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_runtime(opts: Any, name: str) -> None:
+def _check_runtime(opts: Any, name: str, *, allow_auto_flip: bool = False) -> None:
     """batch_size, threads, providers: shared by both options classes."""
-    if isinstance(opts.batch_size, bool) or not 1 <= opts.batch_size <= _MAX_BATCH:
-        raise ValueError(f"{name}.batch_size={_show(opts.batch_size)}: expected an integer in [1, {_MAX_BATCH}]")
+    if isinstance(opts.batch_size, bool) or not 0 <= opts.batch_size <= _MAX_BATCH:
+        raise ValueError(f"{name}.batch_size={_show(opts.batch_size)}: expected an integer in [0, {_MAX_BATCH}] "
+                         f"(0: {CPU_BATCH} on the CPU, {GPU_BATCH} on a GPU provider)")
     if isinstance(opts.threads, bool) or not 0 <= opts.threads <= _MAX_THREADS:
         raise ValueError(
             f"{name}.threads={_show(opts.threads)}: expected an integer in [0, {_MAX_THREADS}] "
@@ -111,8 +121,9 @@ def _check_runtime(opts: Any, name: str) -> None:
         provider_names(opts.providers)
     except ValueError as exc:
         raise ValueError(f"{name}.{exc}") from None
-    if opts.flip not in ("none", "sum", "concat"):
-        raise ValueError(f"{name}.flip={_show(opts.flip)}: expected none, sum or concat")
+    flips = ("auto", "none", "sum", "concat") if allow_auto_flip else ("none", "sum", "concat")
+    if opts.flip not in flips:
+        raise ValueError(f"{name}.flip={_show(opts.flip)}: expected {', '.join(flips[:-1])} or {flips[-1]}")
 
 
 def _channels(values: tuple[float, ...], where: str, positive: bool) -> tuple[float, float, float]:
@@ -126,42 +137,67 @@ def _channels(values: tuple[float, ...], where: str, positive: bool) -> tuple[fl
     return vals  # type: ignore[return-value]
 
 
+#: what an ``onnx`` option left unset (``None``; ``flip``: ``"auto"``) becomes when the model's
+#: facebench metadata does not state it: insightface's convention
+ONNX_DEFAULTS: Mapping[str, Any] = {
+    "color": "rgb",
+    "scale": 1.0,
+    "mean": (127.5, 127.5, 127.5),
+    "std": (127.5, 127.5, 127.5),
+    "layout": "nchw",
+    "alignment": "arcface_112",
+    "flip": "none",
+}
+
+
 @dataclass(frozen=True)
 class OnnxOptions:
     """Options of ``onnx`` (``-o onnx.key=value``).
 
+    Every preprocessing option is unset by default (``None``; ``flip``:
+    ``auto``), meaning "what the model's facebench metadata states (a file
+    written by ``harness export``), else the default in brackets".  A value
+    you give always wins, also one equal to that default.
+
     :param model: path of the ``.onnx`` file (required).
-    :param input_size: (height, width) of the crop fed; ``None`` reads it from
+    :param input_size: (height, width) of the crop fed; unset reads it from
         the graph (an error when the graph's height/width are dynamic).
-    :param color: channel order the graph takes: ``rgb`` or ``bgr``.
-    :param scale: multiplies the 0..255 pixel values first.
+    :param color: channel order the graph takes: ``rgb`` or ``bgr`` [rgb].
+    :param scale: multiplies the 0..255 pixel values first [1].
     :param mean: subtracted per channel after ``scale`` (one number or three,
-        in the order fed).
-    :param std: divides per channel after ``mean``.  The defaults give
+        in the order fed) [127.5].
+    :param std: divides per channel after ``mean`` [127.5].  The defaults give
         insightface's (x - 127.5) / 127.5.
-    :param layout: ``nchw`` or ``nhwc`` tensor layout.
+    :param layout: ``nchw`` or ``nhwc`` tensor layout [nchw].
     :param alignment: five-point template the crops are aligned to
-        (:data:`harness.align.TEMPLATES`).
-    :param flip: flip fusion: ``none``, ``sum`` or ``concat``.
-    :param batch_size: images per onnxruntime call (a fixed-batch graph uses its own).
+        (:data:`harness.align.TEMPLATES`) [arcface_112].
+    :param flip: flip fusion: ``none``, ``sum`` or ``concat``; ``auto``: the
+        metadata's, else none.
+    :param batch_size: images per onnxruntime call (a fixed-batch graph uses
+        its own); 0 (default): :data:`GPU_BATCH` when the first provider is a
+        GPU, :data:`CPU_BATCH` on the CPU (one face per call keeps its
+        activations in cache: faster per face there than a batch).
     :param threads: onnxruntime intra-op threads (0: its default).
     :param providers: ``auto`` (CUDA when available, else CPU) or a comma
         list such as ``cuda,cpu``.
-    :param rewrite: with the ``onnx`` package installed, make a fixed batch
-        of 1 symbolic and weights held among the graph inputs constants at
-        load time (checked against one-at-a-time outputs; kept only if equal).
+    :param rewrite: with the ``onnx`` package installed, rewrite the graph at
+        load time for speed, computing the same values: a fixed batch of 1
+        made symbolic, weights held among the graph inputs made constants,
+        PRelu as elementwise Mul/Max (checked against the file's outputs;
+        used only if equal).
     """
 
     model: str = ""
     input_size: tuple[int, int] | None = None
-    color: Literal["rgb", "bgr"] = "rgb"
-    scale: float = 1.0
-    mean: tuple[float, ...] = (127.5, 127.5, 127.5)
-    std: tuple[float, ...] = (127.5, 127.5, 127.5)
-    layout: Literal["nchw", "nhwc"] = "nchw"
-    alignment: str = "arcface_112"
-    flip: Literal["none", "sum", "concat"] = "none"
-    batch_size: int = 64
+    color: Literal["rgb", "bgr"] | None = None
+    scale: float | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: Literal["nchw", "nhwc"] | None = None
+    alignment: str | None = None
+    # "none" is a value here, so unset is spelled "auto" (the option parser reads "none" as None)
+    flip: Literal["auto", "none", "sum", "concat"] = "auto"
+    batch_size: int = 0
     threads: int = 0
     providers: str = "auto"
     rewrite: bool = True
@@ -183,19 +219,30 @@ class OnnxOptions:
                     f"in [8, {_MAX_SIDE}] (or leave it unset to read it from the graph)"
                 )
             object.__setattr__(self, "input_size", size)
-        if self.color not in ("rgb", "bgr"):
+        if self.color not in (None, "rgb", "bgr"):
             raise ValueError(f"onnx.color={_show(self.color)}: expected rgb or bgr")
-        if self.layout not in ("nchw", "nhwc"):
+        if self.layout not in (None, "nchw", "nhwc"):
             raise ValueError(f"onnx.layout={_show(self.layout)}: expected nchw or nhwc")
-        if not (isinstance(self.scale, (int, float)) and 0 < float(self.scale) < 1e6):
+        if self.scale is not None and not (
+            isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool) and 0 < float(self.scale) < 1e6
+        ):
             raise ValueError(f"onnx.scale={_show(self.scale)}: expected a number > 0")
-        object.__setattr__(self, "mean", _channels(self.mean, "onnx.mean", positive=False))
-        object.__setattr__(self, "std", _channels(self.std, "onnx.std", positive=True))
-        if self.alignment not in TEMPLATES:
+        for key in ("mean", "std"):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, _channels(getattr(self, key), f"onnx.{key}", positive=key == "std"))
+        if self.alignment is not None and self.alignment not in TEMPLATES:
             raise ValueError(
                 f"onnx.alignment={_show(self.alignment)}: expected one of {', '.join(sorted(TEMPLATES))}"
             )
-        _check_runtime(self, "onnx")
+        _check_runtime(self, "onnx", allow_auto_flip=True)
+
+    def unset(self) -> tuple[str, ...]:
+        """The preprocessing options left to the model's metadata or :data:`ONNX_DEFAULTS`."""
+        return tuple(k for k in ONNX_DEFAULTS if getattr(self, k) is None or (k == "flip" and self.flip == "auto"))
+
+    def resolved(self) -> "OnnxOptions":
+        """These options with every unset one at its :data:`ONNX_DEFAULTS` value."""
+        return dataclasses.replace(self, **{k: ONNX_DEFAULTS[k] for k in self.unset()})
 
 
 #: SFace's preprocessing, fixed: the graph subtracts 127.5 and multiplies by
@@ -228,16 +275,18 @@ class SfaceOptions:
 
     :param weights: path of ``face_recognition_sface_2021dec.onnx`` (overrides the search).
     :param flip: flip fusion: ``none`` (OpenCV Zoo's evaluation), ``sum`` or ``concat``.
-    :param batch_size: images per onnxruntime call.
+    :param batch_size: images per onnxruntime call (0: as ``onnx``'s default).
     :param threads: onnxruntime intra-op threads (0: its default).
     :param providers: ``auto`` (CUDA when available, else CPU) or e.g. ``cpu``.
-    :param rewrite: make the published graph's fixed batch of 1 symbolic at
-        load time (needs the ``onnx`` package; otherwise one image per call).
+    :param rewrite: rewrite the published graph at load time (needs the
+        ``onnx`` package): its fixed batch of 1 made symbolic, its weights
+        constants, PRelu as elementwise ops (same values; see ``onnx``).
+        ``false``: the file as published, one image per call.
     """
 
     weights: str = ""
     flip: Literal["none", "sum", "concat"] = "none"
-    batch_size: int = 64
+    batch_size: int = 0
     threads: int = 0
     providers: str = "auto"
     rewrite: bool = True

@@ -421,3 +421,19 @@ def test_fuzzed_config_files_raise_nothing_but_project_errors(content, tmp_path_
 
 
 _FUZZ_REGISTRY = _registry()
+
+
+@pytest.mark.parametrize("group, flag, yaml_value", [
+    ("identification", "trials=5", 5), ("search", "max_memory=1048576", 1048576), ("tracking", "check_every=5", 5)])
+def test_task_settings_from_a_flag_and_from_yaml_give_one_hash(group, flag, yaml_value):
+    """-o identification.trials=5 (a string) and YAML's 5 are one setting: one config hash."""
+    from harness.config import RunConfig, parse_option_flags
+    from harness.registry import get_registry
+
+    key = flag.partition("=")[0]
+    base = ({"landmarkers": ("dlib_68",), "protocol": "tracking", "eval": ("video=/clip.mp4",)} if group == "tracking"
+            else {"recognizers": ("dlib_resnet",), "protocol": "identification", "eval": ("att=/faces",)})
+    from_flag = RunConfig(**base, options=parse_option_flags([f"{group}.{flag}"])).expand(get_registry())
+    from_yaml = RunConfig(**base, options={group: {key: yaml_value}}).expand(get_registry())
+    assert from_flag[0].options[group] == {key: yaml_value}
+    assert from_flag[0].config_hash() == from_yaml[0].config_hash()

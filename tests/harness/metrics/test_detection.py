@@ -16,7 +16,7 @@ from harness.metrics.detection import (
     wider_ap,
 )
 
-from conftest import need_data
+from tests.conftest import need_data
 
 
 def test_iou_hand_values():

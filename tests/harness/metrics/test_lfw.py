@@ -21,7 +21,7 @@ from harness.metrics.lfw import (
     val_at_far,
 )
 
-from conftest import need_data
+from tests.conftest import need_data
 
 
 # -- reference loops, written from the published code's behaviour ----------------

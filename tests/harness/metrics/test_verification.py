@@ -235,3 +235,120 @@ def test_large_input_matches_sklearn():
     assert R.auc() == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     for target in (1e-5, 1e-4, 1e-3, 1e-2):
         assert R.tar_at_far(target, "nearest").tar == _insightface_nearest(s, y, target)[0]
+
+
+# -- the argsort-free core: counts per distinct score ---------------------------
+def _imbalanced(minority_genuine):
+    r = np.random.default_rng(11)
+    y = r.random(3000) < (0.03 if minority_genuine else 0.97)
+    s = np.round(r.standard_normal(y.size) + 1.5 * y, 2)
+    return s, y
+
+
+@pytest.mark.parametrize("minority_genuine", [True, False], ids=["few_genuine", "few_impostor"])
+def test_either_class_may_be_the_smaller_one(minority_genuine):
+    s, y = _imbalanced(minority_genuine)
+    R = Roc(s, y)
+    f, t, th = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_array_equal(R.far, f)
+    np.testing.assert_array_equal(R.tar, t)
+    np.testing.assert_array_equal(R.thresholds, th)
+    b = Roc.from_classes(s[y], s[~y])
+    np.testing.assert_array_equal(b.tp, R.tp)
+    np.testing.assert_array_equal(b.fp, R.fp)
+    assert R.eer("rocch")[0] == pytest.approx(_bosaris_rocch_eer(s, y), abs=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sklearn_kept_points_are_reproduced(case):
+    s, y = CASES[case]
+    fps, tps, thr, fpr = Roc(s, y)._sklearn_points()
+    f, t, th = roc_curve(y, s)  # drop_intermediate=True
+    np.testing.assert_array_equal(fpr, f)
+    np.testing.assert_array_equal(tps / np.count_nonzero(y), t)
+    np.testing.assert_array_equal(thr, th)
+
+
+def test_all_ties_every_metric():
+    s = np.full(9, -0.25)
+    y = np.array([1, 0, 0, 1, 0, 1, 0, 0, 0])
+    R = Roc(s, y)
+    assert list(R.thresholds) == [np.inf, -0.25]
+    assert list(R.tp) == [0, 3] and list(R.fp) == [0, 6]
+    assert R.auc() == 0.5 == roc_auc_score(y, s)
+    assert R.eer() == (pytest.approx(0.5), -0.25)
+    assert R.eer("rocch")[0] == pytest.approx(_bosaris_rocch_eer(s, y), abs=1e-12)
+    op = R.tar_at_far(0.5)
+    assert (op.tar, op.far, op.threshold) == (0.0, 0.0, np.inf)  # FAR jumps 0 -> 1
+    assert (R.tar_at_far(1.0).tar, R.tar_at_far(1.0).threshold) == (1.0, -0.25)
+    for target in (0.4, 0.5, 0.6):
+        near = R.tar_at_far(target, "nearest")
+        assert (near.tar, near.far) == _insightface_nearest(s, y, target)
+
+
+@pytest.mark.parametrize("genuine, impostor, fragment", [
+    ([], [0.1, 0.2], "genuine: is empty"),
+    ([0.3], [], "impostor: is empty"),
+    ([0.3, np.nan], [0.1], "genuine: 1 value(s) are NaN"),
+    ([0.3], [0.1, -np.inf, np.nan], "impostor: 2 value(s) are NaN or infinite"),
+])
+def test_from_classes_rejects_one_class_and_nan(genuine, impostor, fragment):
+    with pytest.raises(MetricInputError) as exc:
+        Roc.from_classes(genuine, impostor)
+    assert fragment in str(exc.value)
+
+
+@pytest.mark.parametrize("labels, fragment", [([1, 1, 1, 1], "no impostor"), ([0, 0, 0, 0], "no genuine")])
+def test_one_class_rejected_by_every_function(labels, fragment):
+    s = [0.2, 0.4, 0.4, 0.9]
+    for fn in (roc, det, auc, eer):
+        with pytest.raises(MetricInputError, match=fragment):
+            fn(s, labels)
+
+
+def _brute_eer_threshold(s, y):
+    f, t, th = roc_curve(y, s, drop_intermediate=False)
+    ng, ni = int(np.sum(y)), int(np.size(y) - np.sum(y))
+    fp, fn = np.rint(f * ni).astype(np.int64), np.rint((1 - t) * ng).astype(np.int64)
+    return th[1:][int(np.argmin(np.abs(fp[1:] * ng - fn[1:] * ni)))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(-4, 4), st.booleans()), min_size=2, max_size=60),
+       st.floats(1e-4, 1.0))
+def test_bisections_match_full_scans(pairs, target):
+    """The O(log n) searches (nearest FPR, EER threshold) equal argmin over every point."""
+    s = np.array([p[0] for p in pairs], dtype=float) / 4
+    y = np.array([p[1] for p in pairs])
+    if y.all() or not y.any():
+        return
+    R = Roc(s, y)
+    near = R.tar_at_far(target, "nearest")
+    assert (near.tar, near.far) == _insightface_nearest(s, y, target)
+    assert R.eer()[1] == _brute_eer_threshold(s, y)
+    assert R.eer()[0] == pytest.approx(_facenet_eer(s, y), abs=1e-9)
+    assert R.eer("rocch")[0] == pytest.approx(_bosaris_rocch_eer(s, y), abs=1e-12)
+
+
+def test_cached_curves_are_not_handed_out():
+    s, y = CASES["rounded"]
+    R = Roc(s, y)
+    before = R.tar_at_far(0.1)
+    R.far[:] = 0.0  # a caller writing into its copy
+    assert R.tar_at_far(0.1) == before
+
+
+@pytest.mark.parametrize("layout", ["blocks", "interleaved"])
+def test_nearest_on_long_straight_runs_of_the_curve(layout):
+    """sklearn drops the inner points of straight runs (thousands of equal steps
+    here, far beyond the first 64-point search window); nearest must skip them."""
+    if layout == "blocks":  # 1,500 impostors, then 500 genuine and 500 impostors: three straight runs
+        s = np.r_[np.arange(1500, 2000.0), np.arange(1500.0), np.arange(2000, 2500.0)]
+        y = np.r_[np.ones(500, int), np.zeros(1500, int), np.zeros(500, int)]
+    else:  # genuine and impostor alternate: a staircase whose steps repeat
+        s = np.r_[np.arange(3000) * 2.0 + 1, np.arange(3000) * 2.0]
+        y = np.r_[np.ones(3000, int), np.zeros(3000, int)]
+    R = Roc(s, y)
+    for target in (1e-4, 0.01, 0.1, 0.2, 0.2 + 1 / 4000, 1 / 3, 0.5, 0.777, 0.9, 1.0):
+        op = R.tar_at_far(target, "nearest")
+        assert (op.tar, op.far) == _insightface_nearest(s, y, target), target

@@ -54,7 +54,7 @@ def test_run_page(rendered, watch):
 
     # operating points at the EER and FAR = 1e-3 thresholds
     ops = _texts(page, "#operating-points tbody td:nth-child(1)")
-    assert ops == ["EER", "FAR = 1e-3"]
+    assert ops == ["EER (FAR = FRR)", "FAR = 1e-3"]
     frr = _texts(page, "#operating-points tbody td:nth-child(4)")
     assert frr == [F.fmt_percent(o["frr"]) for o in results["sections"]["operating_points"]]
 

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,8 +130,8 @@ def test_search_blocks_really_split_and_ties_count_against_the_probe(monkeypatch
     gallery, probes = r.normal(size=(3000, 4)), r.normal(size=(200, 4))
     g_ids, p_ids = np.arange(3000), r.integers(0, 3500, 200)
     calls.clear()
-    small = search(probes, p_ids, gallery, g_ids, max_memory=1 << 20)  # 4 B x 9000 columns: 29 probes a block
-    assert len(calls) == 7 and max(calls) == 29
+    small = search(probes, p_ids, gallery, g_ids, max_memory=1 << 20)  # 4 B x 3000 columns: 87 probes a block
+    assert calls == [87, 87, 26]
     whole = search(probes, p_ids, gallery, g_ids, max_memory=1 << 30)
     for a, b in zip(dataclasses.astuple(small), dataclasses.astuple(whole)):
         np.testing.assert_array_equal(a, b)
@@ -178,7 +177,7 @@ def test_protocol_is_a_typed_config_key(fresh_registry):
         .expand(fresh_registry)
     assert ver.protocol == "verification" and "protocol" not in ver.to_dict()  # old hashes unchanged
     assert ident.protocol == "identification" and ident.config_hash() != ver.config_hash()
-    assert ident.options["identification"] == {"trials": "3"}
+    assert ident.options["identification"] == {"trials": 3}  # converted by IdentificationSettings: one hash
     loaded = RunConfig.from_mapping({"recognizer": "dlib_resnet", "eval": "att", "protocol": "open-set"})
     assert loaded.protocol == "open-set" and loaded.to_mapping()["protocol"] == "open-set"
     with pytest.raises(ConfigError, match="identification"):  # 1:N settings without a 1:N protocol
@@ -334,3 +333,108 @@ def test_skip_bad_leaves_unreadable_images_out_of_the_search(tmp_path, quiet):
     (path,) = (tmp_path / "b").glob("runs/*/results.json")
     res = json.loads(path.read_text())
     assert res["protocol"]["images"] == 12 and res["sections"]["skipped"]["count"] == 1
+
+
+# ---------------------------------------------------------------- search options and scaling
+def test_search_backends_and_memory_bounds_agree():
+    """numpy and torch scoring, tiny and large blocks, one identity per entry and pooled: one answer."""
+    from harness.metrics.search import SearchOptions
+
+    r = np.random.default_rng(4)
+    gallery, probes = r.normal(size=(2500, 12)), r.normal(size=(90, 12))
+    for g_ids in (np.arange(2500), r.integers(0, 700, 2500)):
+        p_ids = r.integers(0, 800, 90)
+        ref = search(probes, p_ids, gallery, g_ids, options=SearchOptions(backend="numpy", max_memory=1 << 30))
+        for opts in (SearchOptions(backend="numpy", max_memory=1 << 20), SearchOptions(backend="torch", device="cpu")):
+            if opts.backend == "torch":
+                pytest.importorskip("torch")
+            got = search(probes, p_ids, gallery, g_ids, options=opts)
+            np.testing.assert_array_equal(got.rank, ref.rank)
+            np.testing.assert_array_equal(got.top_ids, ref.top_ids)
+            np.testing.assert_allclose(got.top_scores, ref.top_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_search_options_are_a_one_to_n_option_group(fresh_registry):
+    base = RunConfig(recognizers=("dlib_resnet",), eval=("att",), protocol="identification",
+                     options={"search": {"backend": "numpy", "max_memory": "2097152"}})
+    (spec,) = base.expand(fresh_registry)
+    assert spec.options["search"] == {"backend": "numpy", "max_memory": 2097152}
+    with pytest.raises(ConfigError, match="search"):  # search settings without a 1:N protocol
+        RunConfig(recognizers=("dlib_resnet",), eval=("att",),
+                  options={"search": {"backend": "numpy"}}).expand(fresh_registry)
+    with pytest.raises(ConfigError, match="come as a pair"):
+        IdentificationSettings.from_options({"gallery": "g.txt"})
+
+
+# ---------------------------------------------------------------- protocols defined by files
+def _att_folder(tmp_path, subjects=("s1", "s2", "s3", "s4"), per=5):
+    att = need_data("att_faces")
+    root = tmp_path / "faces"
+    for s in subjects:
+        (root / s).mkdir(parents=True)
+        for k in range(1, per + 1):
+            shutil.copy(att / s / f"{k}.pgm", root / s / f"{k}.pgm")
+    return root
+
+
+def test_gallery_and_probe_lists_define_the_protocol(tmp_path, quiet):
+    """Gallery: the first image of s1-s3; probes: the rest of s1-s3 and three of s4 (not in the
+    gallery: non-mated).  Identities from the lists' second field, or the dataset's folder names."""
+    from harness.cli import main
+
+    pytest.importorskip("facebench_example", reason="the example plugin (pip install -e examples/…)")
+    root = _att_folder(tmp_path)
+    (tmp_path / "gallery.txt").write_text("# gallery\ns1/1.pgm\ts1\ns2/1.pgm s2\ns3/1.pgm\n")
+    probes = [f"{s}/{k}.pgm" for s in ("s1", "s2", "s3") for k in range(2, 6)] + ["s4/1.pgm", "s4/2.pgm", "s4/3.pgm"]
+    (tmp_path / "probes.txt").write_text("\n".join(probes) + "\n")
+    args = ["run", "--recognizer", "example_pixels", "--eval", f"imagefolder={root}", "-o",
+            "imagefolder.aligned=att_92x112", "--protocol", "all", "-o", f"identification.gallery={tmp_path}/gallery.txt",
+            "-o", f"identification.probes={tmp_path}/probes.txt", "-o", "search.backend=numpy",
+            "--reports", str(tmp_path / "r")]
+    assert main(args) == 0
+    (path,) = (tmp_path / "r").glob("runs/*/results.json")
+    res = json.loads(path.read_text())
+    closed, open_ = res["sections"]["identification"], res["sections"]["open_set"]
+    assert closed["gallery_images"] == 3 and closed["probes"] == 15 and closed["trials"] == 1
+    assert closed["nonmated_left_out"] == 3 and "defined by files" in closed["protocol"]["gallery_rule"]
+    assert open_["mated_searches"] == 12 and open_["nonmated_searches"] == 3 and open_["unknown_identities"] == 1
+    assert res["protocol"]["gallery_list"].endswith("gallery.txt") and res["protocol"]["images"] == 18
+    assert "backend numpy" in res["protocol"]["search"]
+    rank1 = next(m["value"] for m in res["metrics"] if m["name"] == "rank1")
+    assert 0.0 < rank1 <= 1.0 and res["curves"]["cmc"]["rank"] == [1, 2, 3]
+    cand = np.load(next((tmp_path / "r").glob("runs/*/identification_candidates.npz")))
+    assert len(cand["rank"]) == 15 and (cand["rank"] == 0).sum() == 3  # s4's probes: no mate
+
+
+def test_lists_naming_unknown_images_or_one_list_are_refused(tmp_path, quiet):
+    from harness.cli import main
+
+    pytest.importorskip("facebench_example", reason="the example plugin (pip install -e examples/…)")
+    root = _att_folder(tmp_path, subjects=("s1", "s2"), per=2)
+    (tmp_path / "g.txt").write_text("s1/1.pgm\ns2/9.pgm\n")
+    (tmp_path / "p.txt").write_text("s1/2.pgm\n")
+    base = ["run", "--recognizer", "example_pixels", "--eval", f"imagefolder={root}", "-o",
+            "imagefolder.aligned=att_92x112", "--protocol", "identification", "--reports", str(tmp_path / "r")]
+    assert main([*base, "-o", f"identification.gallery={tmp_path}/g.txt"]) == 2
+    assert main([*base, "-o", f"identification.gallery={tmp_path}/g.txt",
+                 "-o", f"identification.probes={tmp_path}/p.txt"]) == 2
+    logs = "\n".join(p.read_text() for p in (tmp_path / "r").glob("runs/*/results.json"))
+    assert "g.txt:2: 's2/9.pgm' is not an image of the evaluated dataset" in logs
+
+
+def test_gallery_and_probes_flags_are_the_identification_list_options(tmp_path, capsys):
+    from harness.cli import main
+
+    base = ["run", "--recognizer", "dlib_resnet", "--eval", f"imagefolder={tmp_path}", "--dry-run", "--json"]
+    lists = [f"identification.gallery={tmp_path}/g.txt", f"identification.probes={tmp_path}/p.txt"]
+    assert main([*base, "--protocol", "identification", "--gallery", f"{tmp_path}/g.txt",
+                 "--probes", f"{tmp_path}/p.txt"]) == 0
+    (by_flag,) = json.loads(capsys.readouterr().out)
+    assert main([*base, "--protocol", "identification", "-o", lists[0], "-o", lists[1]]) == 0
+    (by_option,) = json.loads(capsys.readouterr().out)
+    assert by_flag["config_hash"] == by_option["config_hash"]
+    assert by_flag["options"]["identification"] == {"gallery": f"{tmp_path}/g.txt", "probes": f"{tmp_path}/p.txt"}
+    assert main([*base, "--protocol", "identification", "--gallery", f"{tmp_path}/g.txt"]) == 2
+    assert "come as a pair" in capsys.readouterr().err
+    assert main([*base, "--gallery", f"{tmp_path}/g.txt", "--probes", f"{tmp_path}/p.txt"]) == 2
+    assert "add --protocol identification" in capsys.readouterr().err

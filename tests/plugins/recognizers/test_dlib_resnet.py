@@ -108,3 +108,16 @@ def test_spec_import_is_light():
         "bad = {'dlib','cv2','torch'} & set(sys.modules); sys.exit(bool(bad))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_describe_states_the_files_and_what_it_takes(recognizer):
+    from harness.registry import Registry
+    from harness.tasks._manifest import recognizer_manifest
+
+    d = recognizer.describe()
+    spec = Registry().get("recognizer", "dlib_resnet")
+    assert d["sha256"] == spec.weights[0].sha256 and d["shape_predictor_sha256"] == spec.weights[1].sha256
+    assert d["input_size"] == [150, 150] and d["color"] == "rgb" and d["flip"] == "none"
+    m = recognizer_manifest(recognizer, spec, template="dlib_chip", input_size=(150, 150), task_batch=64)
+    assert m["model_sha256"] == spec.weights[0].sha256 and m["normalisation"].startswith("none")
+    assert m["compared_runtimes"] == ["dlib", "opencv"] and m["batch_size"] == 64

@@ -231,7 +231,7 @@ def test_a_file_that_is_not_onnx_is_one_line(registry, tmp_path):
         ("std", "0", "must be > 0"),
         ("layout", "chw", "expected one of nchw, nhwc"),
         ("alignment", "dlib_chip", "arcface_112"),
-        ("batch_size", "0", r"batch_size=0"),
+        ("batch_size", "-1", r"batch_size=-1"),
         ("threads", "99999", r"threads=99999"),
         ("providers", "tpu", "unknown provider 'tpu'"),
         ("input_size", "100000,5", "each side in"),
@@ -249,3 +249,109 @@ def test_unavailable_provider_is_an_error(registry, tmp_path):
     _graph(tmp_path / "m.onnx")
     with pytest.raises(ConfigError, match="TensorrtExecutionProvider not available"):
         _build(registry, tmp_path / "m.onnx", providers="tensorrt")
+
+
+def _with_metadata(path, **props):
+    model = onnx.load(str(path))
+    for key, value in {"version": "test", **props}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"facebench.{key}", str(value)
+    onnx.save(model, str(path))
+
+
+def test_unset_options_come_from_the_model_metadata(registry, tmp_path):
+    wm = _graph(tmp_path / "m.onnx")
+    _with_metadata(tmp_path / "m.onnx", flip="concat", std="128,128,128", color="bgr", mean="127.5,127.5,127.5")
+    rec = _build(registry, tmp_path / "m.onnx")
+    assert rec.flip == "concat" and rec.options.color == "bgr" and rec.options.std == (128.0,) * 3
+    assert set(rec.describe()["from_model_metadata"]) == {"flip", "std", "color"}  # mean: the default anyway
+    crops = _crops(2)
+    kw = {"color": "bgr", "std": (128.0,) * 3}
+    expected = np.concatenate([_reference(crops, wm, **kw), _reference([c[:, ::-1] for c in crops], wm, **kw)], 1)
+    np.testing.assert_allclose(rec.embed(crops), expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("given", [{"flip": "none"}, {"std": "127.5"}, {"color": "rgb"},
+                                   {"flip": "none", "std": "127.5", "color": "rgb"}],
+                         ids=["flip", "std", "color", "all"])
+def test_an_option_given_equal_to_its_default_beats_the_metadata(registry, tmp_path, given):
+    """The defect of issue 15: a value equal to the default used to be taken for 'unset'."""
+    wm = _graph(tmp_path / "m.onnx")
+    meta = {"flip": "concat", "std": "128,128,128", "color": "bgr"}
+    _with_metadata(tmp_path / "m.onnx", **meta)
+    rec = _build(registry, tmp_path / "m.onnx", **given)
+    want = {"flip": given.get("flip", "concat"), "color": given.get("color", "bgr"),
+            "std": (127.5,) * 3 if "std" in given else (128.0,) * 3}
+    assert (rec.options.flip, rec.options.color, rec.options.std) == (want["flip"], want["color"], want["std"])
+    assert not set(given) & set(rec.describe()["from_model_metadata"])
+    crops = _crops(2)
+    kw = {"color": want["color"], "std": want["std"]}
+    plain = _reference(crops, wm, **kw)
+    expected = plain if want["flip"] == "none" else np.concatenate(
+        [plain, _reference([c[:, ::-1] for c in crops], wm, **kw)], 1)
+    np.testing.assert_allclose(rec.embed(crops), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_without_metadata_unset_options_take_the_stated_defaults(registry, tmp_path):
+    from facebench_plugins.recognizers.options import ONNX_DEFAULTS
+
+    _graph(tmp_path / "m.onnx")
+    rec = _build(registry, tmp_path / "m.onnx")
+    assert {k: getattr(rec.options, k) for k in ONNX_DEFAULTS} == dict(ONNX_DEFAULTS)
+    assert rec.flip is None and rec.describe()["from_model_metadata"] == []
+    spec = registry.get("recognizer", "onnx")
+    assert spec.make_options({}).unset() == tuple(ONNX_DEFAULTS)
+    assert spec.make_options({"flip": "none", "mean": "127.5"}).unset() == tuple(
+        k for k in ONNX_DEFAULTS if k not in ("flip", "mean"))
+
+
+def _prelu_graph(path, slopes, *, batch=None):
+    """``PRelu(flatten(x) @ Wm, slope)`` with a per-output slope: PRelu on both signs."""
+    _graph(path, batch=batch)
+    model = onnx.load(str(path))
+    g = model.graph
+    g.node[-1].output[0] = "g"
+    g.node.append(helper.make_node("PRelu", ["g", "slope"], ["y"]))
+    g.initializer.append(numpy_helper.from_array(np.asarray(slopes, np.float32).reshape(1, D), "slope"))
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("slopes", [np.linspace(0, 1, D), np.linspace(-0.8, 1.2, D)],
+                         ids=["slopes-in-0-1", "negative-and-above-1"])
+def test_prelu_is_rewritten_to_the_same_floats(registry, tmp_path, slopes):
+    from facebench_plugins.recognizers.onnx import rewrite_graph
+
+    path = tmp_path / "p.onnx"
+    _prelu_graph(path, slopes)
+    data, changes = rewrite_graph(path.read_bytes())
+    assert changes == ("1 PRelu as elementwise Mul/Max (same values)",)
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert "PRelu" not in ops and (("Max" in ops) == (slopes.min() >= 0 and slopes.max() <= 1))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    before = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).normal(size=(64, 3, H, W)).astype(np.float32)
+    x[0] = 0.0  # exact zeros through both branches
+    a, b = before.run(None, {"x": x})[0], after.run(None, {"x": x})[0]
+    assert (a < 0).any() and (a > 0).any()
+    np.testing.assert_array_equal(a, b)  # bit for bit, not merely close
+    rec = _build(registry, path)
+    assert rec.describe()["rewritten_at_load"] == list(changes)
+    plain = _build(registry, path, rewrite="false")
+    assert plain.describe()["rewritten_at_load"] == []
+    crops = _crops(5)
+    np.testing.assert_array_equal(rec.embed(crops), plain.embed(crops))
+
+
+def test_a_batch_baked_into_the_graph_still_gets_the_prelu_rewrite(registry, tmp_path):
+    path = tmp_path / "b1.onnx"
+    _graph(path, batch=1, reshape_batch1=True)
+    model = onnx.load(str(path))
+    model.graph.node[-1].output[0] = "g"
+    model.graph.node.append(helper.make_node("PRelu", ["g", "slope"], ["y"]))
+    model.graph.initializer.append(numpy_helper.from_array(np.full((1, D), 0.25, np.float32), "slope"))
+    onnx.save(model, str(path))
+    rec = _build(registry, path)
+    assert rec.batching.startswith("one image per call")  # the symbolic batch changed the outputs: not used
+    assert rec.describe()["rewritten_at_load"] == ["1 PRelu as elementwise Mul/Max (same values)"]

@@ -1,0 +1,393 @@
+"""Landmark tracking in video (``harness run --landmarker NAME --eval video=PATH --protocol tracking``).
+
+Two followers run side by side on the same decoded frames, each timed on its own:
+
+* **tracking** (cascade-regression tracking): the detector finds the face on the first frame;
+  on every later frame the landmarker starts from a box derived from the previous frame's
+  shape (the detector box expressed in the frame of the shape's rigid points at the last
+  detection, moved and scaled with them, then averaged with the previous box by ``smooth``),
+  and the detector runs again only when a quality check fails:
+  no shape, fewer than ``min_inside`` of the points in the image, a scale change beyond
+  ``max_scale_change`` or a non-rigid change beyond ``max_residual`` of the inter-ocular
+  distance from the previous frame, or — every ``check_every`` frames — the detector finds a
+  face that does not overlap the tracked box (IoU < ``min_iou``);
+* **detect every frame**: the detector runs on every frame and the landmarker on the chosen box.
+
+One face is followed: the detection overlapping the previous frame's box most, else the
+highest-scoring one.  Metrics without annotations: jitter (``harness.metrics.tracking``:
+frame-to-frame point motion after removing the best similarity transform, % of the shape's
+inter-ocular distance), continuity (frames with a shape, breaks, re-detections) and fps
+(detector + landmarker time only; decoding excluded).  With per-frame annotations (a
+landmark dataset such as 300-VW's ``.pts`` clips, frames in key order) also NME per frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+
+from harness.errors import ConfigError, DataError, HarnessError
+from harness.metrics import Metric
+from harness.metrics import landmarks as L
+from harness.metrics import tracking as TM
+from harness.metrics.detection import iou
+from harness.specs import check_range, field_types, parse_option_value
+from harness.tasks import choose_detector
+from harness.tasks._data import open_dataset
+from harness.tasks._faces import progress_iter
+
+if TYPE_CHECKING:
+    from harness.config import DataRef, RunSpec
+    from harness.tasks import TaskContext
+
+__all__ = ["MODES", "Follower", "TrackerSettings", "rigid_points", "run"]
+
+MODES = ("tracking", "detect_every_frame")
+STRIP_FRAMES = 6
+STRIP_WIDTH = 192
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """``-o tracking.KEY=VALUE``: the tracking-quality check (stated in every tracking result)."""
+
+    #: largest non-rigid change from the previous frame's shape, as a fraction of the inter-ocular distance
+    max_residual: float = 0.25
+    #: largest change of the shape's size from the previous frame (0.25: x0.8 to x1.25)
+    max_scale_change: float = 0.25
+    #: least fraction of the points inside the image
+    min_inside: float = 0.8
+    #: every N frames the detector checks the tracked box (0: never; it then runs only to re-detect)
+    check_every: int = 10
+    #: the check fails when the detector finds faces and none overlaps the tracked box by this IoU
+    min_iou: float = 0.3
+    #: the box of frame t is this share of frame t-1's box plus the rest of the box from t-1's shape
+    smooth: float = 0.0
+
+    def __post_init__(self) -> None:
+        hints = field_types(type(self))
+        for f in fields(self):
+            object.__setattr__(self, f.name, parse_option_value(hints[f.name], getattr(self, f.name),
+                                                                where=f"tracking.{f.name}"))
+        check_range("tracking.max_residual", self.max_residual, 0, 10, low_open=True)
+        check_range("tracking.max_scale_change", self.max_scale_change, 0, 10, low_open=True)
+        check_range("tracking.min_inside", self.min_inside, 0, 1)
+        check_range("tracking.check_every", self.check_every, 0, 1_000_000, integer=True)
+        check_range("tracking.min_iou", self.min_iou, 0, 1)
+        check_range("tracking.smooth", self.smooth, 0, 1)
+
+    @classmethod
+    def from_options(cls, values: Any) -> "TrackerSettings":
+        names = [f.name for f in fields(cls)]
+        stray = [k for k in (values or {}) if k not in names]
+        if stray:
+            raise ConfigError(f"-o tracking.{stray[0]}: unknown setting; valid: {', '.join(names)}")
+        return cls(**dict(values or {}))
+
+
+#: the points whose frame places the next box: rigid ones (eyes, nose), so that speech and
+#: expression do not move the box; schemes without them use every point
+RIGID = ("left_eye_outer", "left_eye_inner", "right_eye_inner", "right_eye_outer", "left_eye_centre",
+         "right_eye_centre", "nose_tip", "subnasale")
+
+
+def _scale(shape: np.ndarray) -> float:
+    """RMS distance of the points to their centroid (rotation-invariant size)."""
+    return float(np.sqrt(((shape - shape.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def rigid_points(scheme: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``shape -> the rigid points of it`` for ``scheme`` (every point when it names fewer than three)."""
+    s = L.get_scheme(scheme)
+    names = [n for n in RIGID if n in s.points]
+    if len(names) < 3:
+        return lambda shape: shape
+    return lambda shape: s.semantic(shape, names)
+
+
+class Follower:
+    """Follows one face through frames; ``step(frame) -> (P, 2)`` points (NaN: none)."""
+
+    def __init__(self, landmarker: Any, detector: Any, num_points: int, iod: Any, track: bool,
+                 settings: TrackerSettings = TrackerSettings(), rigid: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> None:
+        self.lm, self.det, self.track, self.settings = landmarker, detector, track, settings
+        self.num_points, self.iod = num_points, iod
+        self.rigid = rigid or (lambda shape: shape)
+        self.prev: np.ndarray | None = None
+        self.box: np.ndarray | None = None
+        self.rel: np.ndarray | None = None  # detector box in the shape's frame at the last detection
+        self.frame = 0
+        self.detections = self.redetections = 0
+
+    def _pick(self, found: Any) -> np.ndarray | None:
+        if len(found) == 0:
+            return None
+        boxes = np.asarray(found.boxes, np.float64)
+        if self.box is not None:
+            overlap = iou(self.box[None], boxes)[0]
+            if overlap.max() > 0:
+                return boxes[int(np.argmax(overlap))]
+        return boxes[int(np.argmax(found.scores))]
+
+    def _shape(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        shape = np.asarray(self.lm.predict(image, box[None]), np.float64).reshape(-1, 2)
+        return shape if len(shape) == self.num_points and np.isfinite(shape).all() else None
+
+    def _detect(self, image: np.ndarray, found: Any = None) -> np.ndarray | None:
+        self.detections += 1
+        box = self._pick(self.det.detect(image) if found is None else found)
+        if box is None:
+            return None
+        shape = self._shape(image, box)
+        if shape is not None:
+            c, s = self._frame(shape)
+            self.rel, self.box = (box - np.tile(c, 2)) / s, box
+        return shape
+
+    def _plausible(self, shape: np.ndarray | None, image: np.ndarray) -> bool:
+        st, prev = self.settings, self.prev
+        if shape is None or prev is None:
+            return False
+        h, w = image.shape[:2]
+        inside = ((shape >= 0) & (shape < [w, h])).all(axis=1).mean()
+        ratio = _scale(shape) / max(_scale(prev), 1e-9)
+        jitter = TM.frame_jitter(np.stack([prev, shape]), np.r_[1.0, self.iod(shape)])[1] / 100.0
+        return bool(inside >= st.min_inside and abs(np.log(ratio)) <= np.log1p(st.max_scale_change)
+                    and jitter <= st.max_residual)
+
+    def _frame(self, shape: np.ndarray) -> tuple[np.ndarray, float]:
+        anchor = self.rigid(shape)
+        return anchor.mean(axis=0), max(_scale(anchor), 1e-6)
+
+    def _follow(self, image: np.ndarray) -> np.ndarray | None:
+        c, s = self._frame(self.prev)
+        box = np.tile(c, 2) + self.rel * s
+        if self.box is not None and self.settings.smooth:
+            box = self.settings.smooth * self.box + (1 - self.settings.smooth) * box
+        shape = self._shape(image, box)
+        if self._plausible(shape, image):
+            every = self.settings.check_every
+            if every and self.frame % every == 0:
+                found = self.det.detect(image)
+                self.detections += 1
+                if len(found) and iou(box[None], np.asarray(found.boxes, np.float64))[0].max() < self.settings.min_iou:
+                    self.redetections += 1
+                    return self._detect(image, found)
+            self.box = box
+            return shape
+        self.redetections += 1
+        return self._detect(image)
+
+    def step(self, image: np.ndarray) -> np.ndarray:
+        shape = self._follow(image) if self.track and self.prev is not None else self._detect(image)
+        self.prev = shape
+        self.frame += 1
+        return shape if shape is not None else np.full((self.num_points, 2), np.nan)
+
+
+def _video_frames(path: str, n: int) -> Iterator[np.ndarray]:
+    """The first ``n`` frames of a video, decoded in order (RGB)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        for _ in range(n):
+            ok, frame = cap.read()
+            if not ok:
+                raise DataError(f"{path}: a frame could not be decoded (corrupt or shorter than listed)")
+            yield np.ascontiguousarray(frame[:, :, ::-1])
+    finally:
+        cap.release()
+
+
+def _open_frames(ctx: "TaskContext", spec: "RunSpec", ref: "DataRef") -> dict[str, Any]:
+    """Frames of ``ref`` in order: a landmark dataset (its samples by key, with ground truth) or
+    a dataset of images (``video``: its frames)."""
+    tasks = ctx.registry.get("dataset", ref.name).tasks
+    data = open_dataset(ctx, spec, ref)
+    if "landmarks" in tasks:
+        lset = data.landmarks()
+        samples = sorted(lset.samples, key=lambda s: s.key)
+        keys = [s.key for s in samples]
+        return {"n": len(keys), "frames": (lset.loader(k) for k in keys), "gts": np.stack([s.points for s in samples]),
+                "scheme": lset.scheme, "source": ref.path, "annotated": True}
+    if "train" not in tasks:
+        raise HarnessError(f"dataset {ref.name!r} has no frames to track in; use --eval video=PATH or a landmark "
+                           "clip such as --eval pts=300VW_CLIP")
+    images = data.train_set()
+    keys = list(images.keys)
+    if not keys:
+        raise DataError(f"{ref}: no frames")
+    info = dict(images.info or {})
+    frames = (_video_frames(str(info["source"]), len(keys)) if info.get("format") == "video" and info.get("source")
+              else (images.loader(k) for k in keys))
+    return {"n": len(keys), "frames": frames, "gts": None, "scheme": None, "source": ref.path, "annotated": False}
+
+
+def _iod_kind(scheme: str) -> str:
+    s = L.get_scheme(scheme)
+    return "inter_ocular" if {"left_eye_outer", "right_eye_outer"} <= set(s.points) else "inter_pupil"
+
+
+def _strip_jpeg(frame: np.ndarray, shapes: dict[str, np.ndarray]) -> str:
+    """A small JPEG (base64) of ``frame`` with each mode's points (tracking green, detection red)."""
+    import cv2
+
+    k = STRIP_WIDTH / frame.shape[1]
+    small = cv2.resize(frame[:, :, ::-1], (STRIP_WIDTH, max(1, round(frame.shape[0] * k))),
+                       interpolation=cv2.INTER_AREA)
+    colours = {"tracking": (60, 200, 60), "detect_every_frame": (40, 40, 230)}
+    for mode, pts in shapes.items():
+        for x, y in pts[np.isfinite(pts).all(axis=1)] * k:
+            cv2.circle(small, (int(round(x)), int(round(y))), 1, colours[mode], -1, lineType=cv2.LINE_AA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
+
+
+def _follow_all(src: dict, followers: dict, progress: bool, name: str) -> dict[str, Any]:
+    n = src["n"]
+    shapes = {m: [] for m in followers}
+    seconds = {m: 0.0 for m in followers}
+    strip_at = set(np.linspace(0, n - 1, min(STRIP_FRAMES, n)).round().astype(int).tolist())
+    strip = []
+    for t, frame in enumerate(progress_iter(src["frames"], f"tracking ({name})", progress, unit="frame")):
+        for mode, f in followers.items():
+            t0 = time.perf_counter()
+            shapes[mode].append(f.step(frame))
+            seconds[mode] += time.perf_counter() - t0
+        if t in strip_at:
+            strip.append({"frame": t, "jpeg": _strip_jpeg(frame, {m: s[-1] for m, s in shapes.items()})})
+    return {"shapes": {m: np.stack(s) for m, s in shapes.items()}, "seconds": seconds, "strip": strip}
+
+
+def _mode_summary(mode: str, shapes: np.ndarray, seconds: float, follower: Follower, kind: str, scheme: str,
+                  src: dict) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    found = np.isfinite(shapes).all(axis=(1, 2))
+    norm = np.full(len(shapes), np.nan)
+    if found.any():
+        norm[found] = L.normaliser(shapes[found], scheme, kind)
+    jitter = TM.frame_jitter(shapes, norm)
+    cont = TM.continuity(found)
+    row = {"mode": mode, "frames": len(shapes), "fps": len(shapes) / max(seconds, 1e-9),
+           "ms_per_frame": 1000 * seconds / len(shapes),
+           "jitter_mean": float(np.nanmean(jitter)) if np.isfinite(jitter).any() else None,
+           "jitter_median": float(np.nanmedian(jitter)) if np.isfinite(jitter).any() else None,
+           "with_shape": cont["with_shape"], "breaks": cont["breaks"], "longest_run": cont["longest_run"],
+           "detector_calls": follower.detections, "redetections": follower.redetections}
+    nme = None
+    if src["gts"] is not None:
+        nme = np.full(len(shapes), np.inf)
+        if found.any():
+            nme[found] = L.per_face_nme(shapes[found], src["gts"][found], scheme, src["scheme"], "inter_ocular")
+        row["nme"] = float(nme[found].mean()) if found.any() else None
+    return row, jitter, nme
+
+
+def _agreement(track: np.ndarray, detect: np.ndarray, kind: str, scheme: str) -> dict[str, Any]:
+    """How far tracking's points are from detect-every-frame's (% of the latter's inter-ocular distance):
+    large values mean the two follow different faces or tracking lost the face."""
+    both = np.isfinite(track).all(axis=(1, 2)) & np.isfinite(detect).all(axis=(1, 2))
+    if not both.any():
+        return {"apart_median": None, "apart_over_50": None}
+    d = 100 * np.linalg.norm(track[both] - detect[both], axis=-1).mean(axis=1) / L.normaliser(detect[both], scheme,
+                                                                                               kind)
+    return {"apart_median": float(np.median(d)), "apart_over_50": float((d > 50).mean())}
+
+
+def _metrics(rows: dict[str, dict], kind: str) -> list[dict]:
+    out = []
+    for mode, r in rows.items():
+        out += [Metric(f"jitter_{mode}", r["jitter_common"], "lower",
+                       convention=f"mean frame-to-frame point motion after removing the best similarity "
+                                  f"transform, % of the shape's {kind.replace('_', '-')} distance, over the "
+                                  f"{r['common_frames']} frames where both followers have a shape on it and the "
+                                  "frame before", meta={"headline": True} if mode == "tracking" else {}).to_dict(),
+                Metric(f"fps_{mode}", r["fps"], "higher",
+                       convention="frames / (detector + landmarker seconds); decoding excluded").to_dict(),
+                Metric(f"frames_with_shape_{mode}", r["with_shape"], "higher",
+                       convention="fraction of frames where the face was followed").to_dict()]
+        if "nme" in r:
+            out.append(Metric(f"nme_{mode}_inter_ocular", r["nme"], "lower",
+                              convention="per-frame NME against the frame's annotation, mean over frames with a "
+                                         "shape; outer eye corners").to_dict())
+    return out
+
+
+def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspec: Any, det: Any,
+              det_name: str) -> dict:
+    src = _open_frames(ctx, spec, ref)
+    kind = _iod_kind(lspec.scheme)
+    settings = TrackerSettings.from_options(spec.options.get("tracking"))
+
+    def iod(shape: np.ndarray) -> float:
+        return float(L.normaliser(shape[None], lspec.scheme, kind)[0])
+
+    followers = {m: Follower(lm, det, lspec.num_points, iod, track=m == "tracking", settings=settings,
+                             rigid=rigid_points(lspec.scheme)) for m in MODES}
+    got = _follow_all(src, followers, ctx.progress, lspec.name)
+    rows, curves, jitters = {}, {"jitter": {}, "nme": {}}, {}
+    for mode in MODES:
+        rows[mode], jitters[mode], nme = _mode_summary(mode, got["shapes"][mode], got["seconds"][mode],
+                                                       followers[mode], kind, lspec.scheme, src)
+        jitter = jitters[mode]
+        frames = list(range(len(jitter)))
+        curves["jitter"][mode] = {"x": frames, "y": [None if not np.isfinite(v) else float(v) for v in jitter]}
+        if nme is not None:
+            curves["nme"][mode] = {"x": frames, "y": [None if not np.isfinite(v) else float(v) for v in nme]}
+    common = np.logical_and.reduce([np.isfinite(j) for j in jitters.values()])
+    for mode in MODES:  # the comparison: frames where every follower has a shape on this frame and the last
+        rows[mode]["jitter_common"] = float(jitters[mode][common].mean()) if common.any() else None
+        rows[mode]["common_frames"] = int(common.sum())
+    rows["tracking"].update(_agreement(got["shapes"]["tracking"], got["shapes"]["detect_every_frame"], kind,
+                                       lspec.scheme))
+    protocol = {"dataset": ref.name, "path": ref.path, "frames": src["n"], "detector": det_name,
+                "landmarker_scheme": lspec.scheme, "annotated": src["annotated"],
+                "jitter": f"% of the shape's {kind} distance after removing the best similarity transform "
+                          "between consecutive frames (harness.metrics.tracking)",
+                "fps": "detector + landmarker time per follower, same frames, one process; decoding excluded",
+                "quality_check": asdict(settings), "face": "one face: the detection overlapping the last box most"}
+    return {"protocol": protocol, "metrics": _metrics(rows, kind),
+            "sections": {"tracking": {"rows": [rows[m] for m in MODES], "strip": got["strip"], "normaliser": kind,
+                                      "detector": det_name, "frames": src["n"], "annotated": src["annotated"]}},
+            "curves": {k: v for k, v in curves.items() if v}}
+
+
+def summary_text(name: str, ref: "DataRef", result: dict) -> str:
+    sec = result["sections"]["tracking"]
+    lines = [f"{name} tracking on {ref.name} ({sec['frames']} frames, detector {sec['detector']}):",
+             f"  {'mode':<20}{'fps':>8}{'jitter %':>10}{'(all)':>8}{'median':>8}{'with shape':>12}{'breaks':>8}"
+             f"{'det calls':>10}"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in sec["rows"]:
+        extra = f"  NME {r['nme']:.4f}" if r.get("nme") is not None else ""
+        lines.append(f"  {r['mode']:<20}{r['fps']:>8.1f}{fmt(r['jitter_common']):>10}{fmt(r['jitter_mean']):>8}"
+                     f"{fmt(r['jitter_median']):>8}{r['with_shape']:>12.0%}{r['breaks']:>8}{r['detector_calls']:>10}"
+                     f"{extra}")
+    lines.append(f"  jitter %: mean over the {sec['rows'][0]['common_frames']} frames both followers have (all: each "
+                 f"follower's own frames); % of the {sec['normaliser']} distance")
+    t = sec["rows"][0]
+    if t.get("apart_median") is not None:
+        lines.append(f"  tracking vs detect-every-frame points: median {t['apart_median']:.1f} % apart; "
+                     f"{t['apart_over_50']:.0%} of frames over 50 % (different faces or a lost track)")
+    return "\n".join(lines)
+
+
+def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
+    name = spec.components["landmarker"]
+    lspec = ctx.registry.get("landmarker", name)
+    det_name = choose_detector(ctx.registry, spec.components, "recognition", lspec)
+    lm = ctx.registry.build("landmarker", name, spec.options.get(name))
+    det = ctx.registry.build("detector", det_name, spec.options.get(det_name))
+    results = []
+    for ref in spec.eval:
+        results.append(_evaluate(spec, ctx, ref, lm, lspec, det, det_name))
+        ctx.log(summary_text(name, ref, results[-1]))
+    out = results[0]
+    if len(results) > 1:
+        out["sections"]["other_evals"] = [{k: r[k] for k in ("protocol", "metrics")} for r in results[1:]]
+    return out
