@@ -49,6 +49,7 @@ __all__ = [
     "check_range",
     "field_types",
     "framework_available",
+    "settings_from_options",
     "parse_option_value",
     "resolve_factory",
 ]
@@ -582,3 +583,13 @@ KINDS: Mapping[str, type[ComponentSpec]] = types.MappingProxyType(
         "engine": EngineSpec,
     }
 )
+
+
+def settings_from_options(cls: type, group: str, values: Any) -> Any:
+    """``cls(**values)`` for ``-o GROUP.KEY=VALUE`` task settings (a dataclass that parses and
+    checks its own fields), refusing an unknown key in one line that lists the valid ones."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    stray = [k for k in (values or {}) if k not in names]
+    if stray:
+        raise ConfigError(f"-o {group}.{stray[0]}: unknown setting; valid: {', '.join(names)}")
+    return cls(**dict(values or {}))

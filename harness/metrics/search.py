@@ -43,7 +43,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from harness.errors import ConfigError, DataError
-from harness.specs import check_range, field_types, parse_option_value
+from harness.specs import check_range, field_types, parse_option_value, settings_from_options
 
 __all__ = ["BACKENDS", "CHUNK", "DTYPES", "SearchOptions", "TopK", "score_blocks", "select_topk", "tile_shape",
            "topk_search"]
@@ -89,11 +89,7 @@ class SearchOptions:
 
     @classmethod
     def from_options(cls, values: Any) -> "SearchOptions":
-        names = [f.name for f in dataclasses.fields(cls)]
-        stray = [k for k in (values or {}) if k not in names]
-        if stray:
-            raise ConfigError(f"-o search.{stray[0]}: unknown setting; valid: {', '.join(names)}")
-        return cls(**dict(values or {}))
+        return settings_from_options(cls, "search", values)
 
 
 @dataclass

@@ -748,23 +748,7 @@ def set_interval(m: dict, iv: Interval | None) -> None:
     m["meta"] = dict(m.get("meta") or {}, ci=iv.to_dict())
 
 
-def attach_intervals(
-    metrics: list[dict],
-    scores: object,
-    labels: object,
-    *,
-    folds: object = None,
-    subject_a: object = None,
-    subject_b: object = None,
-    unit: str = "pairs",
-    B: int = DEFAULT_B,
-    seed: int = 0,
-    level: float = 0.95,
-    method: str = "percentile",
-    binomial: str = "clopper-pearson",
-    tie: str = "highest",
-    band_far: Sequence[float] = (),
-) -> list[dict]:
+def attach_intervals(metrics: list[dict], scores: object, labels: object, **options: Any) -> list[dict]:
     """Fill ``ci`` (``[low, high]``) and ``meta["ci"]`` ({low, high, level,
     method, unit, B, seed}) of the headline metrics in ``metrics`` (the
     ``to_dict()`` records of :func:`~harness.metrics.report.verification_summary`),
@@ -778,10 +762,10 @@ def attach_intervals(
     it then assumes independent trials as the pair bootstrap does; the
     subject bootstrap otherwise.  A TAR@FAR under the ``nearest`` rule gets
     no interval (the vectorised bootstrap implements the strict rule).
-    ``band_far``: see :func:`verification_cis`.
+    ``options``: the keywords of :func:`verification_cis` (folds, subjects, unit, B,
+    seed, level, method, binomial, tie, band_far).
     """
-    verification_cis(metrics, scores, labels, folds=folds, subject_a=subject_a, subject_b=subject_b, unit=unit,
-                     B=B, seed=seed, level=level, method=method, binomial=binomial, tie=tie, band_far=band_far)
+    verification_cis(metrics, scores, labels, **options)
     return metrics
 
 

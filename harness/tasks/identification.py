@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.specs import check_range, field_types, parse_option_value
+from harness.specs import check_range, field_types, parse_option_value, settings_from_options
 from harness.tasks import _intervals
 
 if TYPE_CHECKING:
@@ -98,11 +98,7 @@ class IdentificationSettings:
 
     @classmethod
     def from_options(cls, values: Any) -> "IdentificationSettings":
-        names = [f.name for f in dataclasses.fields(cls)]
-        stray = [k for k in (values or {}) if k not in names]
-        if stray:
-            raise ConfigError(f"-o identification.{stray[0]}: unknown setting; valid: {', '.join(names)}")
-        return cls(**dict(values or {}))
+        return settings_from_options(cls, "identification", values)
 
 
 # ------------------------------------------------------------------ protocol

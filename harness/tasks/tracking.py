@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import DataError, HarnessError
 from harness.metrics import Metric
 from harness.metrics import landmarks as L
 from harness.metrics import tracking as TM
 from harness.metrics.detection import iou
-from harness.specs import check_range, field_types, parse_option_value
+from harness.specs import check_range, field_types, parse_option_value, settings_from_options
 from harness.tasks import choose_detector
 from harness.tasks._data import open_dataset
 from harness.tasks._faces import progress_iter
@@ -82,11 +82,7 @@ class TrackerSettings:
 
     @classmethod
     def from_options(cls, values: Any) -> "TrackerSettings":
-        names = [f.name for f in fields(cls)]
-        stray = [k for k in (values or {}) if k not in names]
-        if stray:
-            raise ConfigError(f"-o tracking.{stray[0]}: unknown setting; valid: {', '.join(names)}")
-        return cls(**dict(values or {}))
+        return settings_from_options(cls, "tracking", values)
 
 
 #: the points whose frame places the next box: rigid ones (eyes, nose), so that speech and

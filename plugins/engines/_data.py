@@ -35,13 +35,15 @@ ranks' items is exactly the global batch (``batch_size`` must be divisible by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from harness.errors import ConfigError, DataError
 
-__all__ = ["EpochPlan", "ImageTransform", "TrainDataset", "plan_epoch", "steps_per_epoch"]
+__all__ = ["EpochPlan", "ImageTransform", "TrainDataset", "TrainOutcome", "embed_source", "plan_epoch",
+           "steps_per_epoch"]
 
 SAMPLERS = ("random", "pk")
 
@@ -235,3 +237,54 @@ class TrainDataset:
             raise DataError(f"cannot load training image {key!r}: {exc}") from exc
         x = torch.from_numpy(self.transform(image, flip))
         return x, int(self.images.labels[index])
+
+
+@dataclass
+class TrainOutcome:
+    """What an engine's ``train`` returns (the torch and the tf engine alike).
+
+    :param model: the trained backbone, in eval mode.
+    :param loss_fn: the trained loss (class weights / centres), in eval mode.
+    :param history: per-step lists ``step`` (1-based global step), ``epoch``
+        (1-based epoch of the step), ``loss``, ``lr``, ``accuracy`` (batch
+        accuracy of a classifier loss, else None) and ``img_per_s``; and
+        ``eval``: one dict per completed epoch with ``epoch``, ``step`` and
+        the metrics ``on_epoch_end`` returned.
+    :param steps: global optimizer steps done (including before a resume).
+    :param epochs_done: complete epochs.
+    :param checkpoint: the final checkpoint (``workdir/checkpoints/last.pt``).
+    :param resumed_from_step: the step the run resumed from, or None.
+    :param wall_s: seconds this call spent (not counting earlier runs).
+    :param device: the torch device trained on.
+    :param stopped_by: ``"epochs"``, ``"max_steps"`` or ``"time_budget"``.
+    :param init: how ``init=`` weights matched the model, when given.
+    """
+
+    model: Any
+    loss_fn: Any
+    history: dict[str, Any]
+    steps: int
+    epochs_done: int
+    checkpoint: Path
+    resumed_from_step: int | None
+    wall_s: float
+    device: str
+    stopped_by: str
+    init: dict[str, Any] | None = None
+
+
+def embed_source(images: Any, n: int | None, *, flip: str | None, batch_size: int) -> tuple[Callable[[int], Any], int]:
+    """``(get, count)`` of what an engine's ``embed`` was given — a sequence of images, an
+    object with ``load(i)`` and ``len()`` (an ImageSet), or a callable with ``n`` — after
+    checking ``flip`` and ``batch_size``."""
+    if flip not in (None, "concat", "sum"):
+        raise ConfigError(f"flip must be 'concat', 'sum' or None, got {flip!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if callable(images) and not hasattr(images, "__len__"):
+        if n is None:
+            raise ConfigError("embed(images=callable) needs n, the number of images")
+        return images, int(n)
+    if hasattr(images, "load"):
+        return images.load, len(images)
+    return images.__getitem__, len(images)

@@ -36,30 +36,13 @@ import tensorflow as tf
 
 from harness.errors import ConfigError, DataError, HarnessError
 
-from ._data import ImageTransform, plan_epoch, steps_per_epoch
+from ._data import ImageTransform, TrainOutcome, plan_epoch, steps_per_epoch
 
-__all__ = ["TFCheckpointer", "TFOptimizer", "TFTrainOutcome", "TFTrainer", "batches", "decays"]
+__all__ = ["TFCheckpointer", "TFOptimizer", "TFTrainer", "batches", "decays"]
 
 _HISTORY_KEYS = ("step", "epoch", "loss", "lr", "accuracy", "img_per_s")
 _NO_DECAY = ("gamma", "beta", "bias", "alpha", "moving_mean", "moving_variance")
 CHECKPOINT_NAME = "last.tf.npz"
-
-
-@dataclass
-class TFTrainOutcome:
-    """What :meth:`TFEngine.train` returns (the fields of the torch engine's ``TrainOutcome``)."""
-
-    model: Any
-    loss_fn: Any
-    history: dict[str, Any]
-    steps: int
-    epochs_done: int
-    checkpoint: Path
-    resumed_from_step: int | None
-    wall_s: float
-    device: str
-    stopped_by: str
-    init: dict[str, Any] | None = None
 
 
 @dataclass
@@ -280,7 +263,7 @@ class TFTrainer:
             acc = tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
         return loss, acc, norm
 
-    def fit(self, *, resume: bool, on_epoch_end: Callable | None, progress: bool) -> TFTrainOutcome:
+    def fit(self, *, resume: bool, on_epoch_end: Callable | None, progress: bool) -> TrainOutcome:
         state = _State()
         if resume:
             self.saver.restore(state)
@@ -295,7 +278,7 @@ class TFTrainer:
         if stopped_by == "time_budget":
             _announce(f"training stopped by the time budget of {self.settings.time_budget:g} s at step "
                       f"{state.step} of {self.total}; the results are of this partly trained model")
-        return TFTrainOutcome(model=self.model, loss_fn=self.loss_fn, history=state.history, steps=state.step,
+        return TrainOutcome(model=self.model, loss_fn=self.loss_fn, history=state.history, steps=state.step,
                               epochs_done=state.epoch, checkpoint=self.saver.last, resumed_from_step=state.resumed_from,
                               wall_s=time.monotonic() - self.t_start, device=self.engine.device_name(self.settings.device),
                               stopped_by=stopped_by)

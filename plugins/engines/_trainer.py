@@ -46,7 +46,7 @@ from ._checkpoint import (
     read_checkpoint,
     read_state_dict,
 )
-from ._data import EpochPlan, ImageTransform, TrainDataset, plan_epoch, steps_per_epoch
+from ._data import EpochPlan, ImageTransform, TrainDataset, TrainOutcome, plan_epoch, steps_per_epoch
 
 __all__ = ["Checkpointer", "LRSchedule", "Precision", "Ranks", "StepFunction", "TrainOutcome", "Trainer",
            "param_groups"]
@@ -61,41 +61,6 @@ _NORM_TYPES = (
 )
 
 _HISTORY_KEYS = ("step", "epoch", "loss", "lr", "accuracy", "img_per_s")
-
-
-# ------------------------------------------------------------------ results
-@dataclass
-class TrainOutcome:
-    """What :meth:`TorchEngine.train` returns.
-
-    :param model: the trained backbone, in eval mode.
-    :param loss_fn: the trained loss (class weights / centres), in eval mode.
-    :param history: per-step lists ``step`` (1-based global step), ``epoch``
-        (1-based epoch of the step), ``loss``, ``lr``, ``accuracy`` (batch
-        accuracy of a classifier loss, else None) and ``img_per_s``; and
-        ``eval``: one dict per completed epoch with ``epoch``, ``step`` and
-        the metrics ``on_epoch_end`` returned.
-    :param steps: global optimizer steps done (including before a resume).
-    :param epochs_done: complete epochs.
-    :param checkpoint: the final checkpoint (``workdir/checkpoints/last.pt``).
-    :param resumed_from_step: the step the run resumed from, or None.
-    :param wall_s: seconds this call spent (not counting earlier runs).
-    :param device: the torch device trained on.
-    :param stopped_by: ``"epochs"``, ``"max_steps"`` or ``"time_budget"``.
-    :param init: how ``init=`` weights matched the model, when given.
-    """
-
-    model: nn.Module
-    loss_fn: nn.Module
-    history: dict[str, Any]
-    steps: int
-    epochs_done: int
-    checkpoint: Path
-    resumed_from_step: int | None
-    wall_s: float
-    device: str
-    stopped_by: str
-    init: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------- schedule

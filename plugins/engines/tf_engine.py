@@ -42,12 +42,12 @@ import tensorflow as tf
 from harness.errors import ConfigError
 
 from .options import TFEngineOptions
-from ._data import ImageTransform
+from ._data import ImageTransform, TrainOutcome, embed_source
 from ._tf_backbones import FLOPS_METHOD, build_keras_backbone, keras_flops, keras_param_count, transfer_weights
 from ._tf_losses import build_tf_loss, transfer_loss
-from ._tf_trainer import TFTrainer, TFTrainOutcome, read_checkpoint, to_hwc
+from ._tf_trainer import TFTrainer, read_checkpoint, to_hwc
 
-__all__ = ["TFEngine", "TFTrainOutcome", "build", "tfrecord_dataset"]
+__all__ = ["TFEngine", "TrainOutcome", "build", "tfrecord_dataset"]
 
 
 def build(options: TFEngineOptions | None = None) -> "TFEngine":
@@ -182,7 +182,7 @@ class TFEngine:
               resume: bool = True, init: str | None = None,
               on_epoch_end: Callable[[int, Any], Mapping[str, Any] | None] | None = None,
               progress: bool = True, sampler: str = "random", rank: int | None = None,
-              world: int | None = None) -> TFTrainOutcome:
+              world: int | None = None) -> TrainOutcome:
         """Train ``model`` with ``loss_fn`` on ``train_set``; the arguments are the torch engine's.
 
         ``init``: a tf-engine checkpoint whose backbone weights start the
@@ -213,18 +213,7 @@ class TFEngine:
 
         :param flip: ``"concat"``: [f(x), f(flip x)]; ``"sum"``: f(x) + f(flip x); None: f(x).
         """
-        if flip not in (None, "concat", "sum"):
-            raise ConfigError(f"flip must be 'concat', 'sum' or None, got {flip!r}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if callable(images) and not hasattr(images, "__len__"):
-            if n is None:
-                raise ConfigError("embed(images=callable) needs n, the number of images")
-            get, count = images, int(n)
-        elif hasattr(images, "load"):
-            get, count = images.load, len(images)
-        else:
-            get, count = images.__getitem__, len(images)
+        get, count = embed_source(images, n, flip=flip, batch_size=batch_size)
         size = tuple(int(s) for s in model.input_shape[1:3])
         transform = ImageTransform(size, backbone_spec.mean, backbone_spec.std)
         forward = self._forward(model)

@@ -68,7 +68,7 @@ from ._checkpoint import (
     match_state_dict,
     read_state_dict,
 )
-from ._data import ImageTransform
+from ._data import ImageTransform, embed_source
 from ._trainer import LRSchedule, Precision, Ranks, TrainOutcome, Trainer, _input_size, _unwrap, param_groups
 
 __all__ = ["LRSchedule", "TorchEngine", "TrainOutcome", "build", "param_groups"]
@@ -239,18 +239,7 @@ class TorchEngine:
             f(x) + f(flip x) -> (N, D); ``None``: f(x).
         :returns: float32 (N, D) or (N, 2D).
         """
-        if flip not in (None, "concat", "sum"):
-            raise ConfigError(f"flip must be 'concat', 'sum' or None, got {flip!r}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if callable(images) and not hasattr(images, "__len__"):
-            if n is None:
-                raise ConfigError("embed(images=callable) needs n, the number of images")
-            get, count = images, int(n)
-        elif hasattr(images, "load"):
-            get, count = images.load, len(images)  # type: ignore[union-attr]
-        else:
-            get, count = images.__getitem__, len(images)  # type: ignore[union-attr]
+        get, count = embed_source(images, n, flip=flip, batch_size=batch_size)
         precision = Precision.for_device(self.resolve_device(device), self.options)
         transform = ImageTransform(_input_size(model, backbone_spec), backbone_spec.mean, backbone_spec.std)
         was_training = model.training
