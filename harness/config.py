@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from harness._values import did_you_mean, one_line, short_repr
 from harness.errors import ConfigError
+from harness.run_loggers import normalise_selection
 from harness.specs import check_range, field_types, parse_option_value
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "LauncherSettings",
     "RunConfig",
     "RunSpec",
+    "SlurmSettings",
     "TrainSettings",
     "YAML_KEYS",
     "load_yaml",
@@ -206,6 +208,12 @@ class TrainSettings:
     device: str = "auto"
     workers: int = 0
     init: str | None = None
+    #: ``--log``: where training progress goes — tensorboard, mlflow or none (:mod:`harness.run_loggers`);
+    #: () : TensorBoard when installed.  How a run is watched, not what it computes: not in the config hash.
+    log: tuple[str, ...] = ()
+
+    #: settings left out of :meth:`RunSpec.to_dict` and so of the config hash
+    NOT_HASHED: typing.ClassVar[frozenset[str]] = frozenset({"log"})
 
     #: field -> (low, high, low_open); high None: no upper bound.  A None value is not checked.
     BOUNDS: typing.ClassVar[Mapping[str, tuple[float, float | None, bool]]] = {
@@ -232,6 +240,118 @@ class TrainSettings:
             object.__setattr__(self, "time_budget", None)  # 0 switches the budget off
         if not self.device.strip():
             raise ConfigError("training.device='': expected auto, cpu, cuda or cuda:N")
+        object.__setattr__(self, "log", normalise_selection(self.log))
+
+
+#: ``launcher.slurm.time``: minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S (sbatch's formats).
+_SLURM_TIME = re.compile(r"(?:(\d{1,4})-)?(\d{1,7})(?::(\d{1,2}))?(?::(\d{1,2}))?")
+#: sbatch options that facebench or submitit set themselves, or that have a setting of their own.
+_SLURM_OWN = {"output": None, "error": None, "array": None, "open-mode": None, "signal": None, "job-name": None,
+              "partition": "partition", "time": "time", "mem": "mem", "gpus-per-node": "gpus_per_node",
+              "cpus-per-task": "cpus_per_task"}
+
+
+def slurm_minutes(text: Any, where: str = "launcher.slurm.time") -> int:
+    """A Slurm time limit (``90``, ``1:30:00``, ``2-00:00:00``) in whole minutes, rounded up.
+
+    :raises ConfigError: text that is not one of sbatch's time formats, or under a minute.
+    """
+    m = _SLURM_TIME.fullmatch(str(text).strip())
+    bad = ConfigError(f"{where}={short_repr(text)}: expected a Slurm time limit: minutes (90), H:MM:SS (1:30:00) "
+                      "or D-HH:MM:SS (2-00:00:00)")
+    if m is None:
+        raise bad
+    days, first, second, third = (int(g) if g is not None else None for g in m.groups())
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        seconds = days * 86400 + first * 3600 + (second or 0) * 60 + (third or 0)
+    elif third is not None:  # H:M:S
+        seconds = first * 3600 + second * 60 + third
+    else:  # M or M:S
+        seconds = first * 60 + (second or 0)
+    if seconds < 60:
+        raise bad
+    return -(-seconds // 60)
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """``launcher.slurm``: the resources of each job of ``harness run --launcher slurm``.
+
+    Every cell of the grid is one job (one Slurm array task) asking for these;
+    see docs/scale.md.  ``--launcher submitit-local`` uses ``time``,
+    ``gpus_per_node`` (each local job sees the first N GPUs; 0: none), ``setup``,
+    ``log_dir`` and ``wait`` only.
+
+    :param partition: ``sbatch --partition``; None: the cluster's default.
+    :param gpus_per_node: GPUs of each job (``--gpus-per-node``); 0 asks for none.
+    :param cpus_per_task: CPUs of each job (``--cpus-per-task``); None: the cluster's default.
+    :param time: time limit of each job in a Slurm format (``90``, ``1:30:00``, ``2-00:00:00``).
+    :param mem: memory of each job (``--mem``), e.g. ``32G`` or ``500M``; None: the cluster's default.
+    :param extra: further sbatch options as ``KEY=VALUE`` (or a bare ``KEY``), e.g.
+        ``account=vision``, ``qos=high``, ``constraint=a100``, ``exclusive``.
+    :param setup: shell lines each job runs before Python starts (``module load cuda``,
+        ``source ~/venv/bin/activate``).
+    :param log_dir: where submitit keeps each job's pickles and logs; None: ``<reports>/slurm``.
+    :param wait: wait for the jobs, one progress line each, then rebuild the index; False
+        (``--no-wait``) prints the job ids and the log folder and returns.
+    """
+
+    partition: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    time: str = "60"
+    mem: str | None = None
+    extra: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    log_dir: str | None = None
+    wait: bool = True
+
+    def __post_init__(self) -> None:
+        _convert_fields(self, "launcher.slurm.")
+        check_range("launcher.slurm.gpus_per_node", self.gpus_per_node, 0, 1024, integer=True)
+        if self.cpus_per_task is not None:
+            check_range("launcher.slurm.cpus_per_task", self.cpus_per_task, 1, 100_000, integer=True)
+        slurm_minutes(self.time)
+        if self.partition is not None and not re.fullmatch(r"[\w.,-]+", self.partition):
+            raise ConfigError(f"launcher.slurm.partition={short_repr(self.partition)}: expected a partition "
+                              "name (letters, digits, '_', '-', '.'; several joined by ',')")
+        if self.mem is not None:
+            m = re.fullmatch(r"(\d{1,12})\s*([KMGT])?B?", self.mem.strip(), flags=re.I)
+            if m is None:
+                raise ConfigError(f"launcher.slurm.mem={short_repr(self.mem)}: expected a size such as 32G, "
+                                  "500M or 1T (sbatch --mem)")
+            object.__setattr__(self, "mem", m.group(1) + (m.group(2) or "M").upper())
+        self.sbatch_extra()  # checks every KEY=VALUE
+        for line in self.setup:
+            if not line.strip() or "\n" in line:
+                raise ConfigError(f"launcher.slurm.setup: {short_repr(line)} is not one shell line; give one "
+                                  "command per item (e.g. 'module load cuda')")
+
+    @property
+    def minutes(self) -> int:
+        """The time limit in minutes."""
+        return slurm_minutes(self.time)
+
+    def sbatch_extra(self) -> dict[str, str | bool]:
+        """``extra`` as ``{option: value}`` (True for a bare flag), e.g. ``{"account": "vision"}``.
+
+        :raises ConfigError: an item that is not ``KEY=VALUE``, or an option with a setting of its own
+            (``partition`` …) or one that submitit sets (``output``, ``array`` …).
+        """
+        out: dict[str, str | bool] = {}
+        for item in self.extra:
+            m = re.fullmatch(r"(?:--)?([A-Za-z][\w-]*)(?:=(.+))?", item.strip(), flags=re.S)
+            if m is None or "\n" in item:
+                raise ConfigError(f"launcher.slurm.extra: {short_repr(item)} is not an sbatch option KEY=VALUE "
+                                  "(e.g. account=vision, qos=high) or a bare KEY (e.g. exclusive)")
+            key = m.group(1).lower().replace("_", "-")
+            if key in _SLURM_OWN:
+                own = _SLURM_OWN[key]
+                fix = (f"set launcher.slurm.{own} (--slurm-{own.replace('_', '-')}) instead" if own
+                       else "facebench and submitit set it for each job; drop it")
+                raise ConfigError(f"launcher.slurm.extra: {short_repr(item)}: {fix}")
+            out[key] = m.group(2).strip() if m.group(2) is not None else True
+        return out
 
 
 @dataclass(frozen=True)
@@ -256,6 +376,10 @@ class LauncherSettings:
     :param workers: evaluation's worker processes (decode → detect → align, see
         :mod:`harness.tasks._pipeline`); None: the usable cores (shared by the ranks of a
         node), 0: in the run's own process.
+    :param cluster: ``slurm`` (``harness run --launcher slurm``): each cell of the grid is
+        one job submitted through submitit with the resources in ``slurm``;
+        ``submitit-local``: the same jobs as processes on this machine; None: this process.
+    :param slurm: the jobs' resources (:class:`SlurmSettings`).
     """
 
     docker: bool = False
@@ -267,9 +391,12 @@ class LauncherSettings:
     node_rank: int = 0
     rdzv_endpoint: str | None = None
     workers: int | None = None
+    cluster: Literal["slurm", "submitit-local"] | None = None
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     def __post_init__(self) -> None:
-        _convert_fields(self, "launcher.")
+        _convert_fields(self, "launcher.", skip={"slurm"})
+        object.__setattr__(self, "slurm", _settings(SlurmSettings, self.slurm, "launcher.slurm", source="launcher"))
         check_range("launcher.nproc_per_node", self.nproc_per_node, 1, 4096, integer=True)
         if self.workers is not None:
             check_range("launcher.workers", self.workers, 0, 1024, integer=True)
@@ -279,6 +406,9 @@ class LauncherSettings:
             (self.nnodes == 1 or bool(self.rdzv_endpoint),
              "a multi-node run (nnodes > 1) needs rdzv_endpoint HOST:PORT where the nodes meet"),
             (bool(self.image), "image must name a Docker image"),
+            (self.cluster is None or not (self.docker or self.distributed),
+             f"cluster {self.cluster} runs each cell of the grid as a job of one process; drop docker / "
+             "nproc_per_node / nnodes (--docker, --nproc-per-node) or the cluster (--launcher)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -388,7 +518,8 @@ class RunSpec:
             "train": [str(d) for d in self.train],
             "eval": [str(d) for d in self.eval],
             "options": {k: _plain(dict(v)) for k, v in sorted(self.options.items())},
-            "training": dataclasses.asdict(self.training) if self.train else None,
+            "training": {k: v for k, v in dataclasses.asdict(self.training).items()
+                         if k not in TrainSettings.NOT_HASHED} if self.train else None,
             "seed": self.seed,
             **({"eval_folds": list(self.eval_folds)} if self.eval_folds else {}),
             **({"skip_bad": True} if self.skip_bad else {}),
@@ -401,9 +532,27 @@ class RunSpec:
 
     def config_hash(self) -> str:
         """Short hash of everything that changes the result: an identical
-        config finds its finished run instead of running again."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        config finds its finished run instead of running again.  A file named
+        by an option (``-o onnx.model=…``, a checkpoint) counts by its content,
+        so a model replaced at the same path is a new run, not a finished one."""
+        data = self.to_dict()
+        files = option_file_digests(self.options)
+        if files:
+            data["option_files"] = files
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def option_file_digests(options: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """``{"onnx.model": sha256, …}`` for every option value that names an existing file."""
+    from harness.weights import sha256_file
+
+    digests = {}
+    for owner, values in sorted(options.items()):
+        for key, value in sorted(dict(values).items()):
+            if isinstance(value, (str, Path)) and str(value) and Path(value).is_file():
+                digests[f"{owner}.{key}"] = sha256_file(value)
+    return digests
 
 
 def _plain(value: Any) -> Any:
@@ -588,7 +737,7 @@ class RunConfig:
         if self.options:
             out["options"] = _plain(self.options)
         settings = dataclasses.asdict(self.training)
-        out["training"] = {k: settings[k] for k in settings if k in (self.training_given or ())}
+        out["training"] = {k: _plain(settings[k]) for k in settings if k in (self.training_given or ())}
         out.update(seed=self.seed, reports=str(self.reports), force=bool(self.force))
         if self.skip_bad:
             out["skip_bad"] = True
@@ -604,7 +753,7 @@ class RunConfig:
         if self.flip_test:
             out["flip_test"] = self.flip_test
         if launcher:
-            out["launcher"] = {k: v for k, v in dataclasses.asdict(self.launcher).items() if k != "docker"}
+            out["launcher"] = {k: _plain(v) for k, v in dataclasses.asdict(self.launcher).items() if k != "docker"}
         return out
 
     def merged(self, overrides: Mapping[str, Any]) -> "RunConfig":
@@ -729,10 +878,21 @@ class RunConfig:
         others = [f"--{flag}" for flag, (fld, _k) in COMPONENT_FLAGS.items()
                   if flag != "landmarker" and getattr(self, fld)]
         if others:
-            raise ConfigError(
-                f"--landmarker runs the landmarks benchmark on its own (faces from the annotations' boxes); "
-                f"drop {', '.join(others)} or run them separately")
+            return self._aligned_by_landmarker(others)
         return [("landmarks", {"landmarker": name}) for name in self.landmarkers]
+
+    def _aligned_by_landmarker(self, others: list[str]) -> list[tuple[str, dict[str, str]]]:
+        """``--landmarker`` beside a recognition or inpainting model: each of that grid's runs once per
+        landmarker, which places the five alignment points in the detector's box (docs/landmarks.md)."""
+        base = dataclasses.replace(self, landmarkers=())._combos()
+        wrong = sorted({task for task, _ in base if task not in ("recognition", "inpainting")})
+        if wrong or not base:
+            raise ConfigError(
+                f"--landmarker with {', '.join(others)}: a landmarker places the alignment points of recognition, "
+                f"identification and inpainting runs (a --backbone, --recognizer or --inpainter), not of "
+                f"{', '.join(wrong) or 'these'} runs; drop --landmarker there, or run it alone for the landmarks "
+                "benchmark")
+        return [(task, {**comps, "landmarker": name}) for task, comps in base for name in self.landmarkers]
 
     def _check_inpainting_verifiers(self, backbones: tuple[str, ...]) -> None:
         """An inpainting run's backbone is its verifier: pretrained weights, nothing to train."""

@@ -12,7 +12,7 @@ Every built object's contract is a :class:`typing.Protocol` here
 :class:`Inpainter`, :class:`Engine`, and the dataset views
 :class:`TrainData`, :class:`VerificationData`, :class:`DetectionData`,
 :class:`LivenessData`, :class:`LandmarkData`).  Optional capabilities are Protocols of their own
-(:class:`SelfAligningRecognizer`, :class:`FaceScoringLiveness`,
+(:class:`SelfAligningRecognizer`, :class:`BoxInitialisedLandmarker`, :class:`FaceScoringLiveness`,
 :class:`MaskEstimatingInpainter`, :class:`RestoringWithMasks`): a task asks
 ``isinstance(obj, Capability)``, never a component's name.
 """
@@ -20,17 +20,18 @@ Every built object's contract is a :class:`typing.Protocol` here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import Any, Callable, Mapping, NoReturn, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 __all__ = [
-    "AdaptingEngine", "ConfiguredRecognizer", "CostReporting",
+    "AdaptingEngine", "BoxInitialisedLandmarker", "ConfiguredRecognizer", "CostReporting",
     "Dataset", "DetectionData", "DetectionSample", "DetectionSet", "Detections",
     "Detector", "Engine", "FaceScoringLiveness", "IdentityGuidedInpainter", "ImageSet", "Inpainter",
     "LandmarkData", "LandmarkSample", "LandmarkSet", "Landmarker",
     "LivenessData", "LivenessModel", "MaskEstimatingInpainter", "PairSet", "Recognizer", "RestoringWithMasks",
-    "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "VerificationSuite",
+    "RunLogger", "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "VerificationSuite",
     "crop_template", "own_alignment",
 ]
 
@@ -227,6 +228,16 @@ class Landmarker(Protocol):
 
 
 @runtime_checkable
+class BoxInitialisedLandmarker(Landmarker, Protocol):
+    """A landmarker that starts from a fixed mean shape placed in the box (cascade regression such as
+    dlib's shape predictor): ``mean_shape`` (P, 2) in box units — (x1, y1) at (0, 0), (x2, y2) at
+    (1, 1).  A tracker fits it to the previous frame's shape to choose the next box
+    (``-o tracking.box=fit``, :mod:`harness.tasks.tracking`)."""
+
+    mean_shape: np.ndarray
+
+
+@runtime_checkable
 class Recognizer(Protocol):
     """A built pretrained recognizer: ``embed(aligned crops) -> (N, D) float32``.
 
@@ -366,6 +377,26 @@ class Engine(Protocol):
     def train(self, model: Any, loss: Any, images: ImageSet, **kwargs: Any) -> Any: ...
 
     def embed(self, model: Any, images: Any, **kwargs: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RunLogger(Protocol):
+    """Where a run's progress goes while it trains (TensorBoard event files, an MLflow run).
+
+    ``scalars`` takes finite numbers by tag at a global step (tags such as
+    ``train/loss`` or ``eval/val_accuracy``); ``params`` flat ``name -> text``
+    settings; ``artifact`` a file (into ``folder`` of the logger's store, where it
+    keeps files); ``close`` ends it with the run's status (``finished``, ``failed``
+    or ``killed``).  Implementations: :mod:`harness.run_loggers`.
+    """
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None: ...
+
+    def params(self, values: Mapping[str, str]) -> None: ...
+
+    def artifact(self, path: str | Path, folder: str | None = None) -> None: ...
+
+    def close(self, status: str = "finished") -> None: ...
 
 
 @runtime_checkable

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 import click
 from click.core import ParameterSource
@@ -21,11 +23,64 @@ _TRAIN_FLAGS = {
     "device": "device",
     "workers": "workers",
     "init": "init",
+    "log": "log",
 }
 
 
 _LAUNCHER_FLAGS = ("docker", "image", "gpus", "network", "nproc_per_node", "nnodes", "node_rank",
                    "rdzv_endpoint", "workers")
+
+
+#: ``--slurm-<name>`` flags -> ``launcher.slurm.<name>`` (harness.config.SlurmSettings).
+_SLURM_FLAGS = ("partition", "gpus_per_node", "cpus_per_task", "time", "mem", "extra", "setup", "log_dir")
+
+
+def _cluster_options(f):
+    """``--launcher`` and the ``--slurm-*`` flags: each cell of a grid as a job through submitit."""
+    opts = [
+        click.option("--launcher", "cluster", type=click.Choice(["local", "slurm", "submitit-local"]),
+                     default="local", show_default=True,
+                     help="local: this process (or torchrun / Docker); slurm: each cell of the grid is one Slurm "
+                          "job submitted through submitit; submitit-local: the same jobs as processes on this "
+                          "machine (docs/scale.md)."),
+        click.option("--slurm-partition", "slurm_partition", metavar="NAME", help="Jobs' partition (sbatch -p)."),
+        click.option("--slurm-gpus-per-node", "slurm_gpus_per_node", type=int, metavar="N",
+                     help="GPUs of each job (default 0)."),
+        click.option("--slurm-cpus-per-task", "slurm_cpus_per_task", type=int, metavar="N", help="CPUs of each job."),
+        click.option("--slurm-time", "slurm_time", metavar="TIME",
+                     help="Time limit of each job: minutes (90), H:MM:SS or D-HH:MM:SS (default 60)."),
+        click.option("--slurm-mem", "slurm_mem", metavar="SIZE", help="Memory of each job, e.g. 32G."),
+        click.option("--slurm-extra", "slurm_extra", multiple=True, metavar="KEY=VALUE",
+                     help="A further sbatch option, e.g. account=vision or qos=high (repeatable)."),
+        click.option("--slurm-setup", "slurm_setup", multiple=True, metavar="LINE",
+                     help="A shell line each job runs first, e.g. 'module load cuda' (repeatable)."),
+        click.option("--slurm-log-dir", "slurm_log_dir", metavar="DIR",
+                     help="Where the jobs' pickles and logs go (default: REPORTS/slurm)."),
+        click.option("--no-wait", "no_wait", is_flag=True,
+                     help="With --launcher slurm|submitit-local: print the job ids and the log folder and return."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _cluster_settings(kw: dict, given, base) -> dict:
+    """``launcher`` overrides from ``--launcher``, ``--slurm-*`` and ``--no-wait`` (merged over the YAML's)."""
+    import dataclasses
+
+    out: dict = {}
+    if given("cluster"):
+        out["cluster"] = None if kw["cluster"] == "local" else kw["cluster"]
+    slurm = {name: kw[f"slurm_{name}"] for name in _SLURM_FLAGS if given(f"slurm_{name}")}
+    if given("no_wait"):
+        slurm["wait"] = not kw["no_wait"]
+    if slurm:
+        if out.get("cluster", base.launcher.cluster) is None:
+            flags = [f"--slurm-{n.replace('_', '-')}" if n != "wait" else "--no-wait" for n in slurm]
+            raise ConfigError(f"{', '.join(flags)}: only meaningful with --launcher slurm or submitit-local; "
+                              "add --launcher or drop it")
+        out["slurm"] = {**dataclasses.asdict(base.launcher.slurm), **slurm}
+    return out
 
 
 def _component_options(f):
@@ -92,6 +147,10 @@ def _component_options(f):
               help="Worker processes: evaluation decodes, detects and aligns in N processes (default: the "
                    "usable cores for 256+ images; 0: in-process); training's DataLoader uses N (default 0).")
 @click.option("--init", default=None, metavar="CHECKPOINT", help="Fine-tune from these weights.")
+@click.option("--log", "log", multiple=True, metavar="NAME[,NAME]",
+              help="Watch training: tensorboard (on by default when installed: event files in each run "
+                   "folder), mlflow (adds an MLflow run: MLFLOW_TRACKING_URI, else REPORTS/mlruns) or none. "
+                   "Repeatable or a comma list (docs/tracking.md).")
 @click.option("--docker", is_flag=True,
               help="Run inside a container of --image through the Docker SDK (reports mounted "
                    "read-write, data read-only, no network, your uid:gid).")
@@ -110,6 +169,7 @@ def _component_options(f):
               help="This node's rank in a multi-node run.")
 @click.option("--rdzv-endpoint", "rdzv_endpoint", default=None, metavar="HOST:PORT",
               help="Where the nodes of a multi-node run meet (torchrun's c10d rendezvous).")
+@_cluster_options
 @click.option("--dry-run", is_flag=True, help="Print the expanded grid of runs and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the grid as JSON.")
 @click.pass_context
@@ -129,6 +189,7 @@ def command(ctx: click.Context, **kw) -> None:
       harness run --landmarker dlib_68 --eval aflw2000=../shared/data/landmarks/aflw2000_prnet
       harness run --backbone resnet20 --loss partial_fc --nproc-per-node 2
       harness run --docker --gpus all --nproc-per-node 4
+      harness run --backbone resnet20 --loss softmax --loss arcface --launcher slurm --slurm-gpus-per-node 1
     """
     from harness.config import RunConfig, load_yaml, parse_option_flags
     from harness.registry import get_registry
@@ -165,6 +226,7 @@ def command(ctx: click.Context, **kw) -> None:
     if training:
         overrides["training"] = training
     launcher = {name: kw[name] for name in _LAUNCHER_FLAGS if given(name)}
+    launcher.update(_cluster_settings(kw, given, base))
     if launcher:
         overrides["launcher"] = launcher
     cfg = base.merged(overrides)
@@ -195,14 +257,22 @@ def command(ctx: click.Context, **kw) -> None:
                 click.echo(f"  [{r.task}] {comps}{data}  ({r.config_hash()})")
         return
 
+    from harness.run_loggers import require
+
+    require(cfg.training.log)  # a logger asked for by name but not installed: one line, before any work
     from harness.runner import torchrun
 
-    if cfg.launcher.docker and not torchrun.in_worker():
+    if cfg.launcher.cluster and not torchrun.in_worker():
+        from harness.runner.slurm import submit_grid
+
+        submit_grid(runs, cfg, registry=registry)
+    elif cfg.launcher.docker and not torchrun.in_worker():
         from harness.runner.docker import run_in_docker
 
         run_in_docker(cfg)
     elif torchrun.in_worker():
-        torchrun.run_grid_distributed(runs, cfg, registry=registry)
+        with _recorded(cfg, runs, here=os.environ.get("RANK") == "0"):
+            torchrun.run_grid_distributed(runs, cfg, registry=registry)
     elif cfg.launcher.distributed or given("nproc_per_node"):
         from harness.runner._lifecycle import preflight
 
@@ -211,7 +281,8 @@ def command(ctx: click.Context, **kw) -> None:
     else:
         from harness.runner.local import run_grid
 
-        run_grid(runs, cfg, registry=registry)
+        with _recorded(cfg, runs):
+            run_grid(runs, cfg, registry=registry)
 
 
 def _list_options(gallery: str | None, probes: str | None, protocol: str | None) -> list[str]:
@@ -225,3 +296,16 @@ def _list_options(gallery: str | None, probes: str | None, protocol: str | None)
         raise ConfigError("--gallery/--probes define a 1:N search: add --protocol identification (closed set) "
                           "or --protocol open-set")
     return [f"identification.gallery={gallery}", f"identification.probes={probes}"]
+
+
+@contextlib.contextmanager
+def _recorded(cfg, runs, *, here: bool = True):
+    """With ``--log mlflow``: after the grid (finished, failed or interrupted), each of its
+    runs is recorded in MLflow with its report (harness.run_loggers.record_grid)."""
+    try:
+        yield
+    finally:
+        if here and "mlflow" in cfg.training.log:
+            from harness.run_loggers import record_grid
+
+            record_grid(cfg.reports, [r.config_hash() for r in runs], cfg.training.log)

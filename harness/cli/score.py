@@ -210,6 +210,16 @@ def ci_unit_for(path: Path, data: dict[str, np.ndarray], ci_unit: str | None) ->
     return ci_unit
 
 
+def unit_reason(data: dict[str, np.ndarray], unit: str, ci_unit: str | None) -> str:
+    """Why the bootstrap resamples ``unit``, for the protocol statement and the printed line."""
+    if unit == "subjects":
+        return "the file names the people of every pair"
+    if ci_unit == "pairs":
+        return "--ci-unit pairs"
+    return ("the file names no subjects (e.g. a scores.npz written before runs saved subject_a / subject_b): "
+            "pairs resampled within label and fold, which ignores that pairs sharing a person are correlated")
+
+
 def evaluate(data: dict[str, np.ndarray], *, rule: str = "strict", bootstrap: int = 0, ci_unit: str = "pairs",
              ci_method: str = "percentile", seed: int = 0) -> dict[str, Any]:
     """metrics / sections / curves for the columns read from a score file;
@@ -290,7 +300,8 @@ def _intervals_line(iv: dict | None) -> str:
             if iv["unit"] == "subjects" else "pairs (within label and fold)")
     return (f"intervals: 95% {iv['method']} bootstrap over {unit}, B={iv['B']}, seed {iv['seed']}; "
             "FAR/FRR at the EER threshold: " + ("exact binomial (Clopper-Pearson)" if iv["unit"] == "pairs"
-                                                else "the same bootstrap"))
+                                                else "the same bootstrap")
+            + (f"\n  unit: {iv['unit_reason']}" if iv.get("unit_reason") else ""))
 
 
 def _demographics(path: Path, data: dict[str, np.ndarray], groups: str, bootstrap: int, seed: int) -> dict:
@@ -355,8 +366,8 @@ def command(file: str, reports: str, name: str | None, rule: str, bootstrap: int
         result["metrics"].extend(threshold_metrics(data["score"], data["label"], threshold))
     if groups:  # demographic differentials (harness.metrics.demographics)
         result["sections"]["demographics"] = _demographics(path, data, groups, bootstrap, seed)
-    intervals = ({"level": 0.95, "method": ci_method, "unit": unit, "B": bootstrap, "seed": seed}
-                 if bootstrap > 0 else None)
+    intervals = ({"level": 0.95, "method": ci_method, "unit": unit, "B": bootstrap, "seed": seed,
+                  "unit_reason": unit_reason(data, unit, ci_unit)} if bootstrap > 0 else None)
     options = {"rule": rule, "bootstrap": bootstrap, "ci_unit": unit, "ci_method": ci_method, "seed": seed,
                "name": name, **({"groups": str(groups)} if groups else {}),
                **({"threshold": threshold} if threshold is not None else {})}

@@ -71,6 +71,8 @@ __all__ = [
     "bootstrap",
     "clopper_pearson",
     "error_rate_interval",
+    "mated_components",
+    "mean_intervals",
     "pair_design",
     "percentile_interval",
     "rule_of_three",
@@ -655,7 +657,7 @@ def _design_for(n: int, labels: np.ndarray, folds: np.ndarray | None, unit: str,
         strata = labels.astype(np.int64) if folds is None else folds.astype(np.int64) * 2 + labels
         return pair_design(n, strata)
     if subject_a is None:
-        raise MetricInputError("unit: 'subjects' needs subject_a (and subject_b for impostor pairs); "
+        raise MetricInputError(f"unit: {unit!r} needs subject_a (and subject_b for pairs of two units); "
                                "give the identities of each pair or use unit='pairs'")
     d = subject_design(subject_a, subject_b)
     if d.n_pairs != n:
@@ -827,6 +829,81 @@ def band_grid(n_impostor: int, points: int = 25, floor: float = 1e-6) -> list[fl
     return [float(v) for v in np.unique(np.logspace(math.log10(lo), 0.0, points))]
 
 
+def mated_components(first: object, second: object, labels: object) -> np.ndarray:
+    """A subject id for each unit named in ``first`` / ``second`` when the subjects themselves are
+    unknown (an IJB 1:1 release without its 1:N files): the connected components of the graph of
+    **mated** pairs.  Two templates of one person that were ever compared are in one component;
+    two that never were share no pair, so treating them as two subjects changes no pair's
+    weight in the subject bootstrap.  Returns the component of each pair's first and second
+    unit as a (2, pairs) int array."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a, b = _codes(first), _codes(second)
+    y = np.asarray(labels).reshape(-1).astype(bool)
+    if not (a.size == b.size == y.size) or a.size == 0:
+        raise MetricInputError(f"first / second / labels: {a.size}, {b.size}, {y.size} entries; expected one "
+                               "per pair, at least one")
+    if a.dtype.kind != b.dtype.kind:
+        a, b = a.astype(str), b.astype(str)
+    names, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    inv = inv.reshape(-1)
+    ia, ib = inv[: a.size], inv[a.size:]
+    graph = coo_matrix((np.ones(int(y.sum())), (ia[y], ib[y])), shape=(names.size, names.size))
+    _, comp = connected_components(graph, directed=False)
+    return np.stack([comp[ia], comp[ib]])
+
+
+# -- means of per-pair quantities (image quality) ------------------------------
+def mean_intervals(
+    values: Mapping[str, object],
+    *,
+    subject_a: object = None,
+    subject_b: object = None,
+    unit: str = "pairs",
+    strata: object = None,
+    B: int = DEFAULT_B,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+) -> dict[str, Interval]:
+    """Bootstrap intervals of the mean of per-pair quantities (e.g. the PSNR of each pair's
+    restored face), all from one set of draws.
+
+    :param values: name -> (pairs,) values, one per pair, all the same length.
+    :param unit: ``pairs`` (drawn within ``strata``; None: one stratum) -- or any other name
+        of an independent unit, e.g. ``faces`` -- or ``subjects`` (needs ``subject_a``; a pair
+        of two people weighs the product of their counts, as in :func:`verification_intervals`).
+        A replicate is the weighted mean
+        ``sum(w x) / sum(w)``: the mean of the materialised resample.  A quantity that is not
+        finite on the data (e.g. an infinite PSNR) gets no interval.
+    """
+    arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in values.items()}
+    if not arrays:
+        raise MetricInputError("values: none given; expected name -> one value per pair")
+    n = {a.size for a in arrays.values()}
+    if len(n) != 1 or 0 in n:
+        raise MetricInputError(f"values: lengths {sorted(n)}; expected one value per pair, the same pairs for each")
+    size = n.pop()
+    if unit == "subjects":
+        design = _design_for(size, np.zeros(size, dtype=np.int64), None, unit, subject_a, subject_b)
+    else:
+        d = pair_design(size, strata)
+        design = Design(str(unit), d.unit_a, d.unit_b, d.stratum, True)
+    keys = list(arrays)
+    x = np.stack([arrays[k] for k in keys], axis=1)  # (pairs, quantities)
+    ok = np.isfinite(x).all(axis=0)
+    x = np.where(np.isfinite(x), x, 0.0)
+
+    def stat(w: np.ndarray) -> dict[str, np.ndarray]:
+        wf = w.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = (wf @ x) / wf.sum(axis=1)[:, None]
+        return {k: (means[:, i] if ok[i] else np.full(w.shape[0], np.nan)) for i, k in enumerate(keys)}
+
+    return _run(stat, design, B, seed, level, method)
+
+
 # -- liveness: binomial intervals at the fixed threshold ----------------------
 def liveness_intervals(
     scores: object,
@@ -932,9 +1009,11 @@ def identification_intervals(
         :func:`~harness.tasks.identification.search` gives them.
     :param ranks: closed set: ``rank<k>`` (share of probes whose mate is
         within rank k, mean over trials).
-    :param fpir_targets: open set: ``fnir_at_fpir:<t>`` and
-        ``tpir_at_fpir:<t>`` with the threshold re-chosen on the non-mated
-        searches of every replicate (:func:`_open_trial`).
+    :param fpir_targets: open set: ``fnir_at_fpir:<t>``,
+        ``tpir_at_fpir:<t>`` and ``rank1_hit_at_fpir:<t>`` (mate at rank 1
+        with a score at or above the FPIR threshold) with the threshold
+        re-chosen on the non-mated searches of every replicate
+        (:func:`_open_trial`).
     :param unit: ``subjects`` (a probe identity is drawn with all its
         searches, in every trial at once) or ``probes`` (searches drawn
         within each trial and, in the open set, within mated / non-mated).
@@ -980,6 +1059,9 @@ def identification_statistic(
         design = Design("probes", design.unit_a, design.unit_b, design.stratum, True)
     targets = [check_rate(t, "fpir_targets") for t in fpir_targets]
     opened = [_open_trial(rk[t], mates[t], tops[t], int(candidate_list)) for t in range(len(trials))] if targets else []
+    # rank-1 hit rate at an FPIR: the same non-mated searches set T, a mated search counts only at rank 1
+    opened1 = ([_open_trial(rk[t], mates[t], tops[t], 1) for t in range(len(trials))]
+               if targets and int(candidate_list) != 1 else opened)
     hits = {k: ((all_rank > 0) & (all_rank <= k)).astype(np.int64) for k in ranks}
     mated = (all_rank > 0).astype(np.int64)
 
@@ -992,10 +1074,13 @@ def identification_statistic(
             acc = _acc_dtype(w)
             per = [_roc_stats(*data.class_weights(w[:, sl][:, order]), targets, acc)
                    for sl, (data, order) in zip(slices, opened)]
+            per1 = per if opened1 is opened else [_roc_stats(*data.class_weights(w[:, sl][:, order]), targets, acc)
+                                                  for sl, (data, order) in zip(slices, opened1)]
             for t in targets:
                 tpir = np.mean([p[f"tar_at_far:{t!r}"] for p in per], axis=0)
                 out[f"tpir_at_fpir:{t!r}"] = tpir
                 out[f"fnir_at_fpir:{t!r}"] = 1.0 - tpir
+                out[f"rank1_hit_at_fpir:{t!r}"] = np.mean([p[f"tar_at_far:{t!r}"] for p in per1], axis=0)
         return out
 
     return stat, design

@@ -104,6 +104,10 @@ def intervals_text(results: Mapping[str, Any]) -> str:
         text += f" ({st['unit_reason']})"
     if st.get("fixed_threshold"):
         text += f"; error rates at a fixed threshold: {st['fixed_threshold']}"
+    if st.get("search_unit"):  # IJB templates: the 1:N bootstrap's unit
+        text += f"; 1:N: over {st['search_unit']}"
+    for name, why in _dict(st.get("without")).items():  # metrics left without an interval, and why
+        text += f"; none for {name}: {why}"
     return text
 
 

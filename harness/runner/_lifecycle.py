@@ -146,7 +146,7 @@ class RunLifecycle:
     """begin / finish of each run of one grid (see the module docs)."""
 
     def __init__(self, runs: list["RunSpec"], cfg: "RunConfig", registry: "Registry",
-                 collective: Collective) -> None:
+                 collective: Collective, *, grid_id: str | None = None) -> None:
         from harness.results import RunStore
 
         self.runs = runs
@@ -154,7 +154,7 @@ class RunLifecycle:
         self.registry = registry
         self.comm = collective
         self.store = RunStore(cfg.reports)
-        self.grid_id = grid_id_of(runs)
+        self.grid_id = grid_id or grid_id_of(runs)  # given: one cell of a grid run as its own job
         self.progress = collective.main and os.environ.get("FACEBENCH_PROGRESS", "1") != "0"
         self.outcomes: list[RunOutcome] = []
         self.started = 0
@@ -266,8 +266,11 @@ class RunLifecycle:
 
 
 def execute_grid(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry",
-                 collective: Collective | None = None) -> list[RunOutcome]:
+                 collective: Collective | None = None, grid_id: str | None = None) -> list[RunOutcome]:
     """The run loop: every run of the grid, failures recorded and reported at the end.
+
+    :param grid_id: the grid the runs belong to, when they are part of a larger one (a
+        cluster job runs one cell: :mod:`harness.runner.slurm`); None: :func:`grid_id_of` ``runs``.
 
     :raises HarnessError: a pre-flight check failed (nothing was created), or
         a run failed (after every run was tried and the report rendered).
@@ -276,7 +279,7 @@ def execute_grid(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry
 
     comm = collective or Collective()
     preflight(runs, registry)
-    life = RunLifecycle(runs, cfg, registry, comm)
+    life = RunLifecycle(runs, cfg, registry, comm, grid_id=grid_id)
     for spec in runs:
         run = life.begin(spec)
         if run is None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from harness.types import ImageSet
 
 __all__ = ["FaceCrops", "FaceLocations", "centre_box", "crop_one", "detect_one", "face_crops", "face_store",
-           "fingerprint", "locate_faces", "make_crops", "progress_iter", "resize_crop"]
+           "fingerprint", "locate_faces", "make_crops", "progress_iter", "refine_one", "resize_crop"]
 
 
 def progress_iter(items: Sequence[Any] | range, desc: str, enabled: bool = True, unit: str = "img"):
@@ -103,25 +103,29 @@ def locate_faces(
         if row is None:
             missing.append(j)
         else:
-            boxes[j], lms[j], found[j], counts[j] = row
+            boxes[j], lms[j], found[j], counts[j] = row[:4]
     if missing:
         det = registry.build("detector", detector, detector_options)
         for j in progress_iter(missing, f"detect ({detector})", progress):
-            boxes[j], lms[j], found[j], counts[j] = detect_one(det, images.load(int(indices[j])), policy)
+            row = detect_one(det, images.load(int(indices[j])), policy)
+            boxes[j], lms[j], found[j], counts[j] = row[:4]
+            cached[keys[j]] = row  # with the detector's score of the face (EVRC quality signal)
         if store is not None:
-            for j in missing:
-                cached[keys[j]] = (boxes[j], lms[j], found[j], counts[j])
             _write_store(store, cached)
     return FaceLocations(boxes, lms, found, counts)
 
 
 def face_store(images: "ImageSet", keys: Sequence[str], detector: str, detector_options: dict[str, Any],
-               policy: str, cache_dir: Path | None) -> Path | None:
-    """The detection store of (detector, options, face policy) the rows of ``keys`` live in.
+               policy: str, cache_dir: Path | None, landmarker: str | None = None,
+               landmarker_options: dict[str, Any] | None = None) -> Path | None:
+    """The detection store of (detector, options, face policy[, landmarker, its options]) the rows
+    of ``keys`` live in.
 
     Keys that are absolute file paths share one store across datasets; other
     keys are scoped to their dataset's source.  The serial path and the
     worker pool (:mod:`harness.tasks._pipeline`) read and write the same file.
+    With a ``landmarker`` (``--landmarker``) the rows hold its five alignment points
+    instead of the detector's, in a store of their own.
     """
     import os
 
@@ -129,22 +133,44 @@ def face_store(images: "ImageSet", keys: Sequence[str], detector: str, detector_
         return None
     shared = all(os.path.isabs(k) and "#" not in k for k in keys)
     scope = None if shared else [images.info.get("format"), images.info.get("source"), len(images)]
+    if landmarker:  # another key, another store: the detector-points store is untouched
+        lm_key = fingerprint("faces-store", detector, detector_options, policy, scope, "landmarker", landmarker,
+                             dict(landmarker_options or {}))
+        return Path(cache_dir) / f"faces-{detector}-lm-{landmarker}-{lm_key}.npz"
     return Path(cache_dir) / f"faces-{detector}-{fingerprint('faces-store', detector, detector_options, policy, scope)}.npz"
 
 
-def detect_one(det: Any, img: np.ndarray, policy: str = "center") -> tuple[np.ndarray, np.ndarray, bool, int]:
+def detect_one(det: Any, img: np.ndarray, policy: str = "center") -> tuple[np.ndarray, np.ndarray, bool, int, float]:
     """One image's store row: the chosen face's box (4,), landmarks (5, 2) (NaN where not
-    found or not predicted), whether a face was found and how many the detector returned."""
+    found or not predicted), whether a face was found, how many the detector returned and
+    the detector's score of the chosen face (NaN when none was found)."""
     box = np.full(4, np.nan, np.float32)
     lm = np.full((5, 2), np.nan, np.float32)
     d = det.detect(img)
     k = choose_face(d, img.shape, policy=policy)
     if k is None:
-        return box, lm, False, len(d)
+        return box, lm, False, len(d), float("nan")
     box[:] = d.boxes[k]
     if d.landmarks is not None:
         lm[:] = d.landmarks[k]
-    return box, lm, True, len(d)
+    return box, lm, True, len(d), float(d.scores[k])
+
+
+def refine_one(landmarker: Any, img: np.ndarray, row: tuple, scheme: str) -> tuple:
+    """``row`` (a :func:`detect_one` store row) with the landmarker's five alignment points in place of
+    the detector's: the landmarker runs in the chosen face's box and its points
+    (``scheme``) become the five (:func:`harness.tasks._landmark_points.alignment_points`).
+    A row without a face, or a box where the landmarker places no finite points, keeps the
+    detector's points.  Any further fields of the row are kept as they are."""
+    from harness.tasks._landmark_points import alignment_points
+
+    if not row[2]:
+        return row
+    pts = np.asarray(landmarker.predict(img, np.asarray(row[0], np.float64)[None]), np.float64)
+    five = alignment_points(pts.reshape(-1, 2), scheme) if len(pts) else np.full((5, 2), np.nan)
+    if not np.isfinite(five).all():
+        return row
+    return (row[0], five.astype(np.float32), *row[2:])
 
 
 def crop_one(img: np.ndarray, box: np.ndarray, landmarks: np.ndarray, found: bool, *, template: str,
@@ -174,8 +200,10 @@ def _read_store(path: Path | None) -> dict[str, tuple]:
         return {}
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {str(k): (b, lm, bool(f), int(c)) for k, b, lm, f, c in
-                    zip(z["keys"], z["boxes"], z["landmarks"], z["found"], z["faces_per_image"])}
+            # det_scores: absent from stores written before scores were kept (NaN: unknown)
+            scores = z["det_scores"] if "det_scores" in z.files else np.full(len(z["keys"]), np.nan, np.float32)
+            return {str(k): (b, lm, bool(f), int(c), float(s)) for k, b, lm, f, c, s in
+                    zip(z["keys"], z["boxes"], z["landmarks"], z["found"], z["faces_per_image"], scores)}
     except DAMAGED_CACHE:  # a damaged cache is recomputed, never trusted
         return {}
 
@@ -191,7 +219,8 @@ def _write_store(path: Path, rows: dict[str, tuple]) -> None:
              boxes=np.array([rows[k][0] for k in ks], np.float32).reshape(-1, 4),
              landmarks=np.array([rows[k][1] for k in ks], np.float32).reshape(-1, 5, 2),
              found=np.array([rows[k][2] for k in ks], bool),
-             faces_per_image=np.array([rows[k][3] for k in ks], np.int64))
+             faces_per_image=np.array([rows[k][3] for k in ks], np.int64),
+             det_scores=np.array([rows[k][4] if len(rows[k]) > 4 else np.nan for k in ks], np.float32))
     with atomic_output(path, "wb") as fh:
         fh.write(buf.getvalue())
 
@@ -276,7 +305,8 @@ def face_crops(images: "ImageSet", indices: np.ndarray, *, registry: "Registry",
                recognizer: Any = None, cache_dir: Path | None = None, progress: bool = True,
                desc: str = "align", workers: int | None = 0, embed: bool = False,
                recognizer_recipe: Any = None, device: str = "auto", batch: int = 64,
-               collective: Any = None) -> FaceCrops:
+               collective: Any = None, landmarker: str | None = None,
+               landmarker_options: dict[str, Any] | None = None) -> FaceCrops:
     """Crops of ``images[indices]`` for a model: detected (unless already aligned), one face
     chosen per image, aligned to ``template`` — or, for a recognizer that aligns itself
     (:class:`~harness.types.SelfAligningRecognizer`), cut by its ``align_faces``.
@@ -288,10 +318,15 @@ def face_crops(images: "ImageSet", indices: np.ndarray, *, registry: "Registry",
     ``collective`` of several torchrun ranks each rank works on its share and the parts
     are gathered.  Either way the crops, flags and embeddings are those of the serial
     path (:func:`harness.tasks._pipeline.run_faces`).
+
+    ``landmarker`` (``--landmarker NAME``, with ``landmarker_options``): the detector finds the
+    box, the landmarker places the five points alignment uses (:func:`refine_one`); its
+    name and options are part of the store's key, and ``alignment`` states it.
     """
     from harness.tasks._pipeline import run_faces
 
     return run_faces(images, indices, registry=registry, detector=detector, detector_options=detector_options,
                      template=template, size=size, recognizer=recognizer, recognizer_recipe=recognizer_recipe,
                      embed=embed, batch=batch, device=device, cache_dir=cache_dir, workers=workers,
-                     progress=progress, desc=desc, collective=collective)
+                     progress=progress, desc=desc, collective=collective, landmarker=landmarker,
+                     landmarker_options=landmarker_options)

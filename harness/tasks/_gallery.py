@@ -18,7 +18,9 @@ results.json sections:
 
 The liveness task calls :func:`liveness_gallery` for its own
 ``failure_gallery``: the attacks scored most like bona fide and the bona
-fide presentations scored most like attacks.
+fide presentations scored most like attacks.  The detection task calls
+:func:`detection_gallery`: the images with the most missed and false faces
+at the best-F1 threshold, the boxes drawn on them.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ if TYPE_CHECKING:
     from harness.config import RunSpec
     from harness.tasks import TaskContext
 
-__all__ = ["GALLERY_N", "MAX_GALLERY_BYTES", "evidence_fmr_target", "failure_gallery", "liveness_gallery",
-           "quality_signals", "run_evidence", "thumbnail_uri"]
+__all__ = ["GALLERY_N", "MAX_GALLERY_BYTES", "detection_gallery", "evidence_fmr_target", "face_rows",
+           "failure_gallery", "liveness_gallery", "quality_signals", "run_evidence", "thumbnail_uri"]
 
 GALLERY_N = 8
 THUMB_PX = 72
@@ -144,6 +146,14 @@ def failure_gallery(ev: Any, scores: np.ndarray, *, n: int = GALLERY_N,
 def face_boxes(ctx: "TaskContext", spec: "RunSpec", ev: Any) -> np.ndarray | None:
     """(N, 4) boxes of the chosen faces from the detection store the run wrote (NaN where none
     was found); None for already-aligned data or when the store does not hold every image."""
+    found = face_rows(ctx, spec, ev)
+    return None if found is None else found[0]
+
+
+def face_rows(ctx: "TaskContext", spec: "RunSpec", ev: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(boxes (N, 4), detector scores (N,))`` of the chosen faces from the detection store
+    the run wrote (NaN where no face was found, and scores NaN where the store predates them);
+    None for already-aligned data or when the store does not hold every image."""
     if ev.detector is None or not ctx.cache_dir:
         return None
     from harness.tasks._faces import _read_store, face_store
@@ -155,7 +165,9 @@ def face_boxes(ctx: "TaskContext", spec: "RunSpec", ev: Any) -> np.ndarray | Non
     rows = _read_store(store)
     if not all(k in rows for k in keys):
         return None
-    return np.array([rows[k][0] for k in keys], np.float64).reshape(-1, 4)
+    boxes = np.array([rows[k][0] for k in keys], np.float64).reshape(-1, 4)
+    scores = np.array([rows[k][4] if len(rows[k]) > 4 else np.nan for k in keys], np.float64)
+    return boxes, scores
 
 
 def _presentation(part: Any, i: int, score: float, accepted: bool, thumbs: "_Thumbs") -> dict[str, Any] | None:
@@ -202,13 +214,23 @@ def liveness_gallery(part: Any, scores: np.ndarray, threshold: float | None, *, 
 
 
 def quality_signals(ev: Any, emb: np.ndarray | None, boxes: np.ndarray | None = None,
+                    det_scores: np.ndarray | None = None,
                     ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
     """Per-image quality signals (higher = better), their descriptions, and what is unavailable."""
     from harness.metrics.quality import sharpness
 
     sig: dict[str, np.ndarray] = {}
     desc: dict[str, str] = {}
-    missing = ["detector score and landmark confidence (not kept by the face cache)"]
+    missing = ["landmark confidence (no detector or landmarker contract reports one per face)"]
+    found = None if boxes is None else np.isfinite(np.asarray(boxes, np.float64)).all(axis=1)
+    if det_scores is not None and found is not None and np.isfinite(det_scores[found]).all() and found.any():
+        sig["detector_score"] = np.where(found, det_scores, np.nan)  # NaN: the lowest quality (pair_quality)
+        desc["detector_score"] = ("the detector's confidence in the chosen face (cached per image; below every "
+                                  "score where detection fell back)")
+    else:
+        missing.append("detector score (already-aligned data, or a detection store written before scores "
+                       "were kept: delete it to recompute)" if det_scores is None or found is None or found.any()
+                       else "detector score (no face was detected)")
     if boxes is not None:
         side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).astype(np.float64)
         sig["face_size"] = np.where(np.isfinite(side), side, 0.0)  # no face found: the lowest quality
@@ -229,11 +251,12 @@ def quality_signals(ev: Any, emb: np.ndarray | None, boxes: np.ndarray | None = 
     return sig, desc, missing
 
 
-def _quality(ev: Any, scores: np.ndarray, emb: np.ndarray | None, boxes: np.ndarray | None,
+def _quality(ev: Any, scores: np.ndarray, emb: np.ndarray | None, rows: tuple[np.ndarray, np.ndarray] | None,
              fmr_target: float) -> dict[str, Any]:
     from harness.metrics.quality import quality_report
 
-    sig, desc, missing = quality_signals(ev, emb, boxes)
+    boxes, det_scores = rows if rows is not None else (None, None)
+    sig, desc, missing = quality_signals(ev, emb, boxes, det_scores)
     a, b = ev.rows()
     out = quality_report(scores, ev.pairs.issame, {k: (v[a], v[b]) for k, v in sig.items()},
                          descriptions=desc, fmr_target=fmr_target)
@@ -298,9 +321,112 @@ def run_evidence(ctx: "TaskContext", spec: "RunSpec", ev: Any, scores: np.ndarra
         return out
     fmr_target = evidence_fmr_target(int((~y).sum()))
     out["failure_gallery"] = failure_gallery(ev, scores)
-    out["quality"] = _quality(ev, scores, emb, face_boxes(ctx, spec, ev), fmr_target)
+    out["quality"] = _quality(ev, scores, emb, face_rows(ctx, spec, ev), fmr_target)
     groups = getattr(spec, "groups", None)
     if groups:
         ctx.log(f"demographic differentials by {groups}")
         out["demographics"] = _demographics(ev, scores, str(groups), fmr_target, _interval_kwargs(spec))
+    return out
+
+
+# -------------------------------------------------------------- detection: missed and false faces
+#: longer side of a detection gallery image, and the colours drawn (RGB)
+DETECTION_PX = 320
+_MISSED, _FALSE, _FOUND = (220, 38, 38), (217, 119, 6), (22, 163, 74)
+
+
+def _draw_box(img: np.ndarray, box: np.ndarray, color: tuple[int, int, int], width: int) -> None:
+    """A rectangle outline on ``img`` (H, W, 3) in place, clipped to the image."""
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    if x1 >= w or y1 >= h or x2 < 0 or y2 < 0:  # wholly outside: nothing to draw
+        return
+    x1, x2 = max(0, min(x1, w - 1)), max(0, min(x2, w - 1))
+    y1, y2 = max(0, min(y1, h - 1)), max(0, min(y2, h - 1))
+    if x2 < x1 or y2 < y1:
+        return
+    img[y1:min(y1 + width, y2 + 1), x1:x2 + 1] = color
+    img[max(y2 - width + 1, y1):y2 + 1, x1:x2 + 1] = color
+    img[y1:y2 + 1, x1:min(x1 + width, x2 + 1)] = color
+    img[y1:y2 + 1, max(x2 - width + 1, x1):x2 + 1] = color
+
+
+def _image_errors(pred: np.ndarray, gt: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """One image under the WIDER rules (:func:`~harness.metrics.detection.wider_image_eval`),
+    predictions sorted by score: which prediction first recalls a kept face (``tp``), which is a
+    counted proposal recalling none (``fp``: a false face or a duplicate), and for each kept face
+    the score of the first prediction recalling it (``-inf``: never recalled)."""
+    from harness.metrics.detection import iou, wider_image_eval
+
+    p = pred[np.argsort(-pred[:, 4], kind="stable")] if len(pred) else np.zeros((0, 5))
+    recall, proposal = wider_image_eval(p[:, :4], gt, keep)
+    tp = np.diff(np.r_[0.0, recall]) > 0
+    recalled_at = np.full(len(gt), -np.inf)
+    if len(p) and len(gt):
+        best = iou(p[:, :4], gt, pixel_inclusive=True).argmax(axis=1)
+        for i in np.flatnonzero(tp)[::-1]:  # descending score: the first hit is written last
+            recalled_at[best[i]] = p[i, 4]
+    return {"pred": p, "tp": tp, "fp": (proposal == 1) & ~tp, "recalled_at": recalled_at}
+
+
+def _f1_threshold(per_image: dict[str, dict[str, np.ndarray]], n_faces: int) -> float:
+    """The score threshold of best F1 (kept faces recalled vs counted proposals) over the set."""
+    s = np.concatenate([e["pred"][:, 4] for e in per_image.values()] or [np.zeros(0)])
+    if s.size == 0:
+        return math.inf
+    tp = np.concatenate([e["tp"] for e in per_image.values()]).astype(np.int64)
+    fp = np.concatenate([e["fp"] for e in per_image.values()]).astype(np.int64)
+    order = np.argsort(-s, kind="stable")
+    s, ctp, cfp = s[order], np.cumsum(tp[order]), np.cumsum(fp[order])
+    last = np.r_[s[1:] != s[:-1], True]  # a threshold keeps every prediction of its score
+    f1 = 2 * ctp[last] / np.maximum(2 * ctp[last] + cfp[last] + (n_faces - ctp[last]), 1)
+    return float(s[last][int(np.argmax(f1))])
+
+
+def detection_gallery(preds: dict[str, np.ndarray], gt: dict[str, np.ndarray], keep: dict[str, np.ndarray],
+                      loader: Any, *, setting: str = "hard", n: int = 6,
+                      max_bytes: int = MAX_GALLERY_BYTES) -> dict[str, Any]:
+    """The ``n`` images with the most detection errors at the best-F1 score threshold, the
+    missed faces (kept ground truth not recalled, red) and false faces (counted detections
+    recalling none, orange) drawn on each, found faces in green; small JPEG data URIs under
+    ``max_bytes`` in all."""
+    per = {k: _image_errors(np.asarray(preds.get(k, np.zeros((0, 5))), np.float64).reshape(-1, 5),
+                            np.asarray(gt[k], np.float64).reshape(-1, 4), np.asarray(keep[k], bool)) for k in gt}
+    n_faces = int(sum(np.count_nonzero(keep[k]) for k in gt))
+    t = _f1_threshold(per, n_faces)
+    rows = []
+    for k, e in per.items():
+        above = e["pred"][:, 4] >= t
+        missed = np.flatnonzero(np.asarray(keep[k], bool) & (e["recalled_at"] < t))
+        false = np.flatnonzero(above & e["fp"])
+        found = np.flatnonzero(above & e["tp"])
+        rows.append((len(missed) + len(false), k, missed, false, found))
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    out: dict[str, Any] = {"threshold": t, "setting": setting, "images": [], "truncated": False,
+                           "rule": "score threshold of best F1 over the set (WIDER matching, IoU 0.5)",
+                           "colours": {"missed": "red", "false": "orange", "found": "green"}}
+    used = 0
+    for errors, k, missed, false, found in rows[:n]:
+        if errors == 0:
+            break
+        img = np.array(loader(k), dtype=np.uint8, copy=True)
+        if img.ndim == 2:  # grey: drawn in colour
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        width = max(1, round(max(img.shape[:2]) / DETECTION_PX))
+        for idx, boxes, colour in ((found, per[k]["pred"][:, :4], _FOUND), (missed, gt[k], _MISSED),
+                                   (false, per[k]["pred"][:, :4], _FALSE)):
+            for i in idx:
+                _draw_box(img, np.asarray(boxes[i]), colour, width)
+        uri = thumbnail_uri(img, DETECTION_PX)
+        if used + len(uri) > max_bytes:
+            out["truncated"] = True
+            break
+        used += len(uri)
+        out["images"].append({"file": _file_label(k), "uri": uri, "missed": int(len(missed)),
+                              "false": int(len(false)), "found": int(len(found))})
+    totals = [(len(r[2]), len(r[3])) for r in rows]
+    out["counts"] = {"missed": int(sum(m for m, _ in totals)), "false": int(sum(f for _, f in totals)),
+                     "faces": n_faces, "images": len(rows)}
+    out["bytes"] = used
+    out["thumbnail"] = f"{DETECTION_PX} px JPEG (quality {JPEG_QUALITY}) of the image with the boxes drawn"
     return out

@@ -149,8 +149,10 @@ def backbone_manifest(engine: Any, model: Any, run_spec: Any, *, flip: str | Non
     opts = getattr(engine, "options", None)
     resolve = getattr(engine, "resolve_device", None)
     dev = str(resolve(device)) if callable(resolve) else device
+    label = getattr(engine, "precision_label", None)  # the engine's own account, when it gives one
     amp = (dev.startswith("cuda") and getattr(opts, "amp", False)) or (
         dev == "cpu" and getattr(opts, "cpu_bf16", False))
+    precision = label(device) if callable(label) else "autocast (bf16/fp16)" if amp else "float32"
     m = {
         "model": run_spec.name,
         "alignment": run_spec.alignment,
@@ -159,7 +161,7 @@ def backbone_manifest(engine: Any, model: Any, run_spec: Any, *, flip: str | Non
         "normalisation": _norm(1.0, run_spec.mean, run_spec.std),
         "flip": flip or "none",
         "batch_size": int(batch_size),
-        "precision": "autocast (bf16/fp16)" if amp else "float32",
+        "precision": precision,
         **_weights_hash(engine, model),
         "device": dev,
     }

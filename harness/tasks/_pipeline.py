@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from harness.tasks._faces import FaceCrops
     from harness.types import ImageSet
 
-__all__ = ["AUTO_MIN_IMAGES", "CHUNK", "PREFETCH", "STAGES", "Job", "Recipe", "embed_where", "note_stage",
-           "pipeline_options", "resolve_workers", "run_faces", "stage_section", "usable_cores"]
+__all__ = ["AUTO_MIN_IMAGES", "CHUNK", "PREFETCH", "STAGES", "Job", "Recipe", "embed_where", "landmarker_of",
+           "note_stage", "pipeline_options", "resolve_workers", "run_faces", "stage_section", "usable_cores"]
 
 #: the stages timed, in pipeline order
 STAGES = ("decode", "detect", "align", "embed", "score")
@@ -143,6 +143,8 @@ class Job:
     :param policy: which face of several is kept (:func:`harness.align.choose_face`).
     :param own_alignment: the model cuts the crops itself (``align_faces``).
     :param embed: the model embeds each chunk's crops (embedding in the workers).
+    :param landmarker_scheme: with ``--landmarker``, the point scheme of the landmarker that
+        places the five alignment points in each newly detected box (None: the detector's).
     """
 
     loader: Callable[[str], np.ndarray]
@@ -152,6 +154,7 @@ class Job:
     policy: str = "center"
     own_alignment: bool = False
     embed: bool = False
+    landmarker_scheme: str | None = None
 
 
 @dataclass
@@ -177,11 +180,12 @@ class Parts:
     :param detector: makes the detector (``Registry.build`` here, a :class:`Recipe` in a worker).
     :param model: makes the recognizer that aligns or embeds, or None.
     :param pin_threads: a worker: one thread for OpenCV and torch once a component is built.
+    :param landmarker: makes the ``--landmarker`` that places the alignment points, or None.
     """
 
     def __init__(self, detector: Callable[[], Any] | None, model: Callable[[], Any] | None,
-                 pin_threads: bool = False) -> None:
-        self._make = {"detector": detector, "model": model}
+                 pin_threads: bool = False, landmarker: Callable[[], Any] | None = None) -> None:
+        self._make = {"detector": detector, "model": model, "landmarker": landmarker}
         self._built: dict[str, Any] = {}
         self.pin_threads = pin_threads
         #: seconds spent building components, not yet reported
@@ -225,7 +229,7 @@ def _pin_threads() -> None:
 def process_chunk(job: Job, parts: Parts, start: int, items: Sequence[tuple[str, Any]]) -> Chunk:
     """Decode, detect (where the store has no row), align and optionally embed ``items``
     (``(key, stored row or None)`` each); the per-image work of the serial path exactly."""
-    from harness.tasks._faces import crop_one, detect_one, resize_crop
+    from harness.tasks._faces import crop_one, detect_one, refine_one, resize_crop
 
     out = Chunk(start)
     sec = out.seconds
@@ -233,6 +237,8 @@ def process_chunk(job: Job, parts: Parts, start: int, items: Sequence[tuple[str,
     model = parts.get("model") if job.embed else None
     if not job.aligned and any(row is None for _k, row in items):
         parts.get("detector")
+        if job.landmarker_scheme:
+            parts.get("landmarker")
     sec["setup"], parts.setup_s = parts.setup_s, 0.0
     for pos, (key, row) in enumerate(items):
         t0 = time.perf_counter()
@@ -247,6 +253,8 @@ def process_chunk(job: Job, parts: Parts, start: int, items: Sequence[tuple[str,
             continue
         if row is None:
             row = detect_one(parts.get("detector"), img, job.policy)
+            if job.landmarker_scheme:  # the detector's box, the landmarker's points (timed as detect)
+                row = refine_one(parts.get("landmarker"), img, row, job.landmarker_scheme)
             out.detected.append(pos)
         t2 = time.perf_counter()
         sec["detect"] += t2 - t1
@@ -267,12 +275,13 @@ def process_chunk(job: Job, parts: Parts, start: int, items: Sequence[tuple[str,
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(job: Job, detector: Recipe | None, model: Recipe | None) -> None:
+def _worker_init(job: Job, detector: Recipe | None, model: Recipe | None,
+                 landmarker: Recipe | None = None) -> None:
     """Pool initializer: remember the job; components are built by the first chunk that needs
     them, so a failure to build comes back as that chunk's error instead of killing the worker."""
     _WORKER["job"] = job
     _WORKER["parts"] = Parts(detector.build if detector else None, model.build if model else None,
-                             pin_threads=True)
+                             pin_threads=True, landmarker=landmarker.build if landmarker else None)
 
 
 def _worker_chunk(start: int, items: Sequence[tuple[str, Any]]) -> Chunk:
@@ -316,7 +325,7 @@ def _in_process(job: Job, parts: Parts, items: Sequence[tuple[str, Any]]) -> Ite
 
 
 def _in_pool(job: Job, detector: Recipe | None, model: Recipe | None, items: Sequence[tuple[str, Any]],
-             workers: int) -> Iterator[Chunk]:
+             workers: int, landmarker: Recipe | None = None) -> Iterator[Chunk]:
     """Chunks from a pool of spawned workers, in order, at most ``PREFETCH * workers`` in flight.
 
     The one-thread environment holds while the pool lives (workers start on demand).  A
@@ -329,7 +338,7 @@ def _in_pool(job: Job, detector: Recipe | None, model: Recipe | None, items: Seq
 
     with _single_threaded_children():
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(job, detector, model))
+                                   initargs=(job, detector, model, landmarker))
         finished = False
         try:
             todo = deque(_chunks(items))
@@ -357,7 +366,7 @@ class _Plan:
 
 
 def _plan(job: Job, workers: int, detector: Recipe | None, model: Recipe | None, needs_detector: bool,
-          embed: bool, where: str) -> _Plan:
+          embed: bool, where: str, landmarker: Recipe | None = None) -> _Plan:
     """In-process when a piece cannot travel to a worker (and say which)."""
     why = ""
     if workers > 0:
@@ -370,6 +379,8 @@ def _plan(job: Job, workers: int, detector: Recipe | None, model: Recipe | None,
             why = "the detector's spec cannot be sent to worker processes"
         elif job.own_alignment and model is None:
             why = "the recognizer that aligns itself cannot be rebuilt in worker processes"
+        elif needs_detector and job.landmarker_scheme and landmarker is None:
+            why = "the landmarker's spec cannot be sent to worker processes"
     n = 0 if why else workers
     return _Plan(n, (where if n else "main") if embed else None, why)
 
@@ -379,13 +390,16 @@ def run_faces(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", 
               recognizer: Any = None, recognizer_recipe: Recipe | None = None, embed: bool = False,
               batch: int = 64, device: str = "auto", cache_dir: Path | None = None, workers: int | None = 0,
               progress: bool = True, desc: str = "faces", policy: str = "center",
-              collective: Any = None) -> "FaceCrops":
+              collective: Any = None, landmarker: str | None = None,
+              landmarker_options: dict[str, Any] | None = None) -> "FaceCrops":
     """The crops (and, with ``embed``, the embeddings by ``recognizer``) of ``images[indices]``.
 
     See the module docs; :func:`harness.tasks._faces.face_crops` documents the crops.
     ``workers`` None chooses (:func:`resolve_workers`), 0 works in this process.  With a
     ``collective`` of several ranks (torchrun), rank *r* works on every ``world``-th image
-    from *r* and the parts are all-gathered in order (:func:`_sharded`).
+    from *r* and the parts are all-gathered in order (:func:`_sharded`).  With a
+    ``landmarker`` it places the five alignment points in each detected box, in this process
+    and in the workers alike (:func:`_landmarker_plan`).
     """
     from harness.tasks._faces import FaceCrops, _read_store, _write_store, face_store
     from harness.types import own_alignment
@@ -396,27 +410,32 @@ def run_faces(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", 
         raise HarnessError("raw photos need a detector; none was chosen")
     detector_options = dict(detector_options or {})
     keys = [str(images.keys[int(i)]) for i in indices]
-    store = None if aligned else face_store(images, keys, detector, detector_options, policy, cache_dir)
-    cached = _read_store(store) if collective is None or collective.main else {}
     own = None if aligned else own_alignment(recognizer)
+    lmk = _landmarker_plan(registry, None if aligned else landmarker, landmarker_options, own)
+    store = None if aligned else face_store(images, keys, detector, detector_options, policy, cache_dir,
+                                            lmk.name, dict(lmk.options))
+    cached = _read_store(store) if collective is None or collective.main else {}
     items = [(k, cached.get(k)) for k in keys]
     world = 1 if collective is None else int(collective.world)
     if world > 1:  # every rank works from rank 0's store
         items = collective.broadcast(items if collective.main else None)
-    job = Job(images.loader, template, tuple(size), aligned, policy, own is not None, False)
+    job = Job(images.loader, template, tuple(size), aligned, policy, own is not None, False, lmk.scheme)
 
     def work(part: list) -> dict[str, Any]:
         needs_detector = not aligned and any(row is None for _k, row in part)
         det_recipe = Recipe.of(registry, "detector", detector, detector_options) if needs_detector else None
         n = resolve_workers(workers, len(part) * world)
+        lm_recipe = lmk.recipe(registry) if needs_detector and lmk.name else None
         plan = _plan(job, n, det_recipe, recognizer_recipe, needs_detector, embed,
-                     embed_where(n, recognizer, recognizer_recipe, device))
-        run = Job(images.loader, template, tuple(size), aligned, policy, own is not None, plan.embed_on == "workers")
+                     embed_where(n, recognizer, recognizer_recipe, device), lm_recipe)
+        run = Job(images.loader, template, tuple(size), aligned, policy, own is not None, plan.embed_on == "workers",
+                  lmk.scheme)
         if plan.workers:
             chunks = _in_pool(run, det_recipe, recognizer_recipe if (run.own_alignment or run.embed) else None,
-                              part, plan.workers)
+                              part, plan.workers, lm_recipe)
         else:
-            parts = Parts(lambda: registry.build("detector", detector, detector_options), lambda: recognizer)
+            parts = Parts(lambda: registry.build("detector", detector, detector_options), lambda: recognizer,
+                          landmarker=lambda: registry.build("landmarker", lmk.name, dict(lmk.options)))
             chunks = _in_process(run, parts, part)
         out = _collect(chunks, len(part), recognizer if plan.embed_on == "main" else None, batch,
                        progress=progress, desc=desc)
@@ -442,8 +461,43 @@ def run_faces(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", 
         return FaceCrops(out["crops"], fallback, None, f"none (already aligned: {images.aligned})",
                          embeddings=out["embeddings"], stages=stages)
     faces = np.asarray([int(r[3]) for r in out["rows"]], np.int64)
-    return FaceCrops(out["crops"], fallback, detector, own or template, faces,
+    return FaceCrops(out["crops"], fallback, detector, own or lmk.describe(template), faces,
                      embeddings=out["embeddings"], stages=stages)
+
+
+@dataclass(frozen=True)
+class _Landmarks:
+    """Who places the five alignment points: the detector (``name`` None) or a ``--landmarker``."""
+
+    name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    scheme: str | None = None
+    rule: str = ""
+
+    def recipe(self, registry: "Registry") -> Recipe | None:
+        return Recipe.of(registry, "landmarker", self.name, dict(self.options)) if self.name else None
+
+    def describe(self, template: str) -> str:
+        """The alignment as the protocol states it."""
+        if not self.name:
+            return template
+        return f"{template}; five points by landmarker {self.name} in the detector's box ({self.rule})"
+
+
+def _landmarker_plan(registry: "Registry", name: str | None, options: Mapping[str, Any] | None,
+                     own: str | None) -> _Landmarks:
+    """The landmarker that places the alignment points (``--landmarker``), checked: its scheme can give
+    the five points, and the model does not cut its own crops from the box."""
+    from harness.tasks._landmark_points import check_scheme, five_rule
+
+    if not name:
+        return _Landmarks()
+    if own is not None:
+        raise ConfigError(f"--landmarker {name} places alignment points, but the recognizer aligns its crops itself "
+                          f"({own}); drop --landmarker or use a recognizer or backbone aligned to a template")
+    spec = registry.get("landmarker", name)
+    check_scheme(spec.scheme, name)
+    return _Landmarks(name, dict(options or {}), spec.scheme, five_rule(spec.scheme))
 
 
 def _sharded(work: Callable[[list], dict[str, Any]], items: list, collective: Any) -> dict[str, Any]:
@@ -584,7 +638,14 @@ def pipeline_options(ctx: Any, spec: Any, recognizer: Any = None, model_spec: An
     if recognizer is not None and model_spec is not None and getattr(model_spec, "kind", None) == "recognizer":
         recipe = Recipe.of(ctx.registry, "recognizer", model_spec.name, spec.options.get(model_spec.name))
     return {"workers": ctx.extra.get("workers", 0), "recognizer_recipe": recipe, "device": spec.training.device,
-            "collective": ctx.extra.get("collective")}
+            "collective": ctx.extra.get("collective"), **landmarker_of(spec)}
+
+
+def landmarker_of(spec: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`harness.tasks._faces.face_crops` that name a run's ``--landmarker``
+    (the detector finds the box, the landmarker places the alignment points); none: the detector's."""
+    name = spec.components.get("landmarker")
+    return {"landmarker": name, "landmarker_options": dict(spec.options.get(name) or {}) if name else None}
 
 
 def note_stage(stages: Sequence[dict | None], stage: str, seconds: float) -> None:

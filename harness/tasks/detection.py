@@ -4,6 +4,10 @@ thread count.
 
 The detector runs once per image; the three settings differ only in which
 ground-truth faces count (the official keep-lists; the rest are ignored).
+Each AP has a bootstrap interval over images (:mod:`harness.tasks._intervals`),
+and ``sections.detection_gallery`` shows the images with the most missed and
+false faces at the best-F1 threshold, the boxes drawn on them
+(:func:`harness.tasks._gallery.detection_gallery`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from harness.metrics import Metric
 from harness.tasks import _intervals
 from harness.tasks._data import Skipped, readable_keys, skip_bad_wanted
 from harness.tasks._faces import progress_iter
+from harness.tasks._gallery import detection_gallery
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
@@ -97,6 +102,8 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
                           convention=f"one image at a time, {w}x{h}, {threads} threads, after one warm-up").to_dict())
     n_faces = {st: int(sum((~np.asarray(s.ignore, bool)).sum() for s in sets[st].samples if s.key in keys))
                for st in SETTINGS}
+    # medium keep-list: the faces a detector is expected to find (hard adds crowds of tiny ones)
+    gallery = detection_gallery(preds, gt, keeps["medium"], sets["hard"].loader, setting="medium")
     return {
         "protocol": {"dataset": ref.name, "path": ref.path, "name": sets["hard"].protocol, "images": len(samples),
                      "faces_counted": n_faces, "iou": 0.5, "ap_rule": "WIDER FACE evaluation (VOC AP, 1000 "
@@ -105,6 +112,7 @@ def _wider(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", det: Any, name: 
                      **({"skipped_items": len(skipped.items)} if skipped is not None else {})},
         "metrics": metrics,
         "sections": {"detection": {"ap": ap, "speed": speed}, "intervals": ci_statement,
+                     "detection_gallery": gallery,
                      **({"skipped": skipped.section()} if skipped is not None else {})},
         "curves": {"pr": curves},
     }
@@ -126,6 +134,8 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
         else:
             raise HarnessError(f"detection evaluation on {ref.name!r} is not supported yet; use wider")
     out = results[0]
-    if len(results) > 1:
-        out["sections"]["other_evals"] = [{k: r[k] for k in ("protocol", "metrics")} for r in results[1:]]
+    if len(results) > 1:  # with each one's interval statement
+        out["sections"]["other_evals"] = [{"protocol": r["protocol"], "metrics": r["metrics"],
+                                           "sections": {"intervals": r["sections"]["intervals"]}}
+                                          for r in results[1:]]
     return out

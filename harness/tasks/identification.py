@@ -369,6 +369,7 @@ def embed_images(spec: "RunSpec", ctx: "TaskContext", model: dict[str, Any], ima
     alignment or the recognizer's own, cache), and how the crops were made."""
     from harness.tasks import choose_detector
     from harness.tasks._faces import face_crops
+    from harness.tasks._pipeline import landmarker_of
 
     detector = None
     if images.aligned is None:
@@ -376,7 +377,7 @@ def embed_images(spec: "RunSpec", ctx: "TaskContext", model: dict[str, Any], ima
     fc = face_crops(images, indices, registry=ctx.registry, detector=detector,
                     detector_options=spec.options.get(detector or ""), template=model["template"],
                     size=model["size"], recognizer=model["recognizer"], cache_dir=ctx.cache_dir,
-                    progress=ctx.progress)
+                    progress=ctx.progress, **landmarker_of(spec))
     emb = np.asarray(model["embed"](fc.crops), np.float32)
     if emb.shape[0] != len(indices) or not np.isfinite(emb).all():
         raise HarnessError(f"the model returned {emb.shape[0]} embeddings for {len(indices)} crops"

@@ -55,9 +55,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.tasks import choose_detector, default_component
+from harness.tasks import _intervals, choose_detector, default_component
 from harness.tasks._data import Skipped, load_pairs, train_images
 from harness.tasks._faces import DAMAGED_CACHE, FaceCrops, embed_in_batches, face_crops, fingerprint, progress_iter
+from harness.tasks._pipeline import landmarker_of
 from harness.types import IdentityGuidedInpainter, TrainableInpainter
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def aligned_faces(ctx: "TaskContext", spec: "RunSpec", images: "ImageSet", indic
     return face_crops(images, indices, registry=ctx.registry, detector=detector,
                       detector_options=spec.options.get(detector or ""),
                       template=crop_template(rec, rspec.alignment), size=tuple(rspec.input_size), recognizer=rec,
-                      cache_dir=ctx.cache_dir, progress=ctx.progress, desc=desc)
+                      cache_dir=ctx.cache_dir, progress=ctx.progress, desc=desc, **landmarker_of(spec))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,12 +437,13 @@ def _restore(ctx: "TaskContext", models: list[_Model], iname: str, pairs: "PairS
     return _Restoration(meshed, masks, restored, est if with_est else None)
 
 
-def _mask_iou(est: list | None, masks: list) -> float | None:
+def _mask_ious(est: list | None, masks: list) -> np.ndarray | None:
+    """IoU of each pair's estimated mesh mask with the true one (1 when both are empty)."""
     if est is None:
         return None
     inter = [np.count_nonzero((e > 0) & (t > 0)) for e, t in zip(est, masks)]
     union = [np.count_nonzero((e > 0) | (t > 0)) for e, t in zip(est, masks)]
-    return float(np.mean([i / u if u else 1.0 for i, u in zip(inter, union)]))
+    return np.array([i / u if u else 1.0 for i, u in zip(inter, union)], dtype=np.float64)
 
 
 def _quality(clean2: list, r: _Restoration) -> dict[str, np.ndarray]:
@@ -657,9 +659,13 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     summaries = _summaries(scores, st.pairs)
     ctx.run_dir.save_arrays("scores", label=st.pairs.issame.astype(np.int8), fold=st.pairs.folds,
                             pair_index=pair_index, **{f"score_{c}": s for c, s in scores.items()}, **q)
-    mask_iou = _mask_iou(r.estimated, masks)
+    ious = _mask_ious(r.estimated, masks)
+    mask_iou = None if ious is None else float(np.mean(ious))
     metrics = _metric_list(summaries, q, mask_iou)
     sections, curves = _sections(ctx, spec, st, summaries, q, r, clean2, mask_iou)
+    # confidence intervals of every condition's verification metrics and of the quality means
+    sections["intervals"] = _intervals.inpainting(spec, metrics, scores, st.pairs.issame, st.pairs.folds, q, ious,
+                                                  *st.pairs.images.labels[st.pairs.pairs].T)
     return {"protocol": _protocol(spec, st), "metrics": metrics, "sections": sections, "curves": curves}
 
 

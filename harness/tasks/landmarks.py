@@ -27,6 +27,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.metrics import Metric
 from harness.metrics import landmarks as L
+from harness.tasks import _intervals
 from harness.tasks._data import open_dataset
 from harness.tasks._faces import progress_iter
 
@@ -150,11 +151,12 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspe
     boxes = np.stack([s.box for s in samples])
     sets = _point_sets(lspec.scheme, data.scheme)
     kinds = _normalisers(data.scheme)
-    metrics, table, ced, yaw = [], {}, {}, []
+    metrics, table, ced, yaw, errs = [], {}, {}, [], []
     for label in sets:
         table[label] = {}
         for kind in kinds:
             err = _errors(preds, gts, boxes, lspec.scheme, data.scheme, label, kind)
+            errs.append((label, kind, err, kind == kinds[0]))  # for the intervals (harness/tasks/_intervals.py)
             table[label][kind] = {**L.summary(err, THRESHOLDS, AUC_THRESHOLD), "missed": int(np.isinf(err).sum())}
             metrics += _metrics_for(label, err, kind, headline=kind == kinds[0])
             if kind == kinds[0]:
@@ -179,7 +181,8 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspe
                      "ced": f"fraction of faces with NME <= x; AUC@{AUC_THRESHOLD} exact for the step CED",
                      "failures": f"NME > {', '.join(map(str, THRESHOLDS))}; faces without a prediction count"},
         "metrics": metrics,
-        "sections": {"landmarks": section},
+        "sections": {"landmarks": section,
+                     "intervals": _intervals.landmarks(spec, metrics, errs, AUC_THRESHOLD, THRESHOLDS)},
         "curves": {"ced": ced},
     }
 

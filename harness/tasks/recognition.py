@@ -184,6 +184,7 @@ def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], proto
     ctx.run_dir.save_arrays(
         "scores", score=scores, label=first.pairs.issame.astype(np.int8), fold=first.pairs.folds,
         fallback_a=first.fallback[first.rows()[0]], fallback_b=first.fallback[first.rows()[1]],
+        **_intervals.subject_arrays(first.pairs),  # subject_a / subject_b: `harness score` redoes the subject bootstrap
     )
     out = {
         "protocol": _protocol(first, **protocol_kw),
@@ -194,6 +195,9 @@ def _results(ctx: "TaskContext", evals: list[tuple[_EvalSet, np.ndarray]], proto
     others = []
     for ev, sc in evals[1:]:
         s = _summarise(sc, ev)
+        # intervals of every evaluation set, not only the first
+        _intervals.verification(spec, s, sc, ev.pairs.issame.astype(np.int64), eval_folds(ev.pairs.issame,
+                                ev.pairs.folds)[0], *ev.pairs.images.labels[ev.pairs.pairs].T)
         others.append({"protocol": _protocol(ev, **protocol_kw), "metrics": s["metrics"],
                        "sections": {k: v for k, v in s.get("sections", {}).items() if k != "hist"}})
     if others:

@@ -100,7 +100,7 @@ def _search(meta: "IjbMeta", tids: np.ndarray, feats: np.ndarray) -> dict[str, A
         res = search(feats[_rows_of(tids, p_t, "probes")], p_s, feats[_rows_of(tids, g_t, name)], g_s)
         mated = res.rank > 0
         row: dict[str, Any] = {"probes": int(len(p_t)), "mated": int(mated.sum()), "gallery_templates": int(len(g_t)),
-                               "ranks": res.rank}
+                               "ranks": res.rank, "search": res}
         if mated.any():
             c = cmc_from_ranks(res.rank, 10)
             row.update({f"rank{k}": float(c[k - 1]) for k in (1, 5, 10)})
@@ -182,7 +182,7 @@ def run_ijb(spec: Any, ctx: Any, ref: Any, ds: Any, model: dict[str, Any]) -> di
                       "higher", convention=r["rule"]).to_dict() for r in ver["tar_at_far"]]
     one_n = {}
     for g, row in (res.get("identification") or {}).items():
-        one_n[g] = {k: v for k, v in row.items() if k != "ranks"}
+        one_n[g] = {k: v for k, v in row.items() if k not in ("ranks", "search")}
         for k in (1, 5, 10):
             if f"rank{k}" in row:
                 metrics.append(Metric(f"{g.lower()}_rank{k}", row[f"rank{k}"], "higher",
@@ -200,4 +200,7 @@ def run_ijb(spec: Any, ctx: Any, ref: Any, ds: Any, model: dict[str, Any]) -> di
                                                             "impostor": ver["pairs"] - ver["genuine"]}}
     if one_n:
         sections["ijb_identification"] = one_n
-    return {"protocol": protocol, "metrics": metrics, "sections": sections, "curves": {}}
+    out = {"protocol": protocol, "metrics": metrics, "sections": sections, "curves": {}}
+    from harness.tasks import _intervals  # 1:1 and 1:N intervals (subjects, or templates)
+
+    return _intervals.templates(spec, out, meta, res)

@@ -4,9 +4,15 @@ Two followers run side by side on the same decoded frames, each timed on its own
 
 * **tracking** (cascade-regression tracking): the detector finds the face on the first frame;
   on every later frame the landmarker starts from a box derived from the previous frame's
-  shape (the detector box expressed in the frame of the shape's rigid points at the last
-  detection, moved and scaled with them, then averaged with the previous box by ``smooth``),
-  and the detector runs again only when a quality check fails:
+  shape (``box``: ``fit`` — the landmarker's start shape, a box-initialised cascade's mean shape,
+  fitted to the previous shape's rigid points by the scale and translation of a similarity;
+  ``shape`` — the detector box expressed in the frame of the shape's rigid points at the last
+  detection, moved and scaled with them; either then averaged with the previous box by
+  ``smooth``).  With ``hold`` > 0 the previous box is kept while the rigid points stay within
+  ``hold`` x inter-ocular distance (centre and size) of where they were when it was placed, so a
+  box-initialised predictor starts from the same place on a still face instead of chasing its
+  own noise.  ``one_euro`` filters the reported points (the tracker follows the raw ones).
+  The detector runs again only when a quality check fails:
   no shape, fewer than ``min_inside`` of the points in the image, a scale change beyond
   ``max_scale_change`` or a non-rigid change beyond ``max_residual`` of the inter-ocular
   distance from the previous frame, or — every ``check_every`` frames — the detector finds a
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from harness.errors import DataError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.metrics import Metric
 from harness.metrics import landmarks as L
 from harness.metrics import tracking as TM
@@ -39,14 +45,18 @@ from harness.specs import check_range, field_types, parse_option_value, settings
 from harness.tasks import choose_detector
 from harness.tasks._data import open_dataset
 from harness.tasks._faces import progress_iter
+from harness.tasks._one_euro import OneEuroFilter
+from harness.types import BoxInitialisedLandmarker
 
 if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
     from harness.tasks import TaskContext
 
-__all__ = ["MODES", "Follower", "TrackerSettings", "rigid_points", "run"]
+__all__ = ["BOX_RULES", "MODES", "Follower", "TrackerSettings", "rigid_points", "run", "shape_iod"]
 
 MODES = ("tracking", "detect_every_frame")
+#: how the next box is placed (``-o tracking.box=``)
+BOX_RULES = ("shape", "fit")
 STRIP_FRAMES = 6
 STRIP_WIDTH = 192
 
@@ -67,6 +77,22 @@ class TrackerSettings:
     min_iou: float = 0.3
     #: the box of frame t is this share of frame t-1's box plus the rest of the box from t-1's shape
     smooth: float = 0.0
+    #: (box, hold: defaults chosen on short_hamilton_clip.mp4, the one real clip here; docs/landmarks.md)
+    #: how the box of frame t comes from frame t-1's shape: "shape" (the detector's box carried in the
+    #: frame of the rigid points) or "fit" (the landmarker's mean shape fitted, scale and translation of a
+    #: similarity, to the rigid points; :class:`harness.types.BoxInitialisedLandmarker`)
+    box: str = "fit"
+    #: box hysteresis: the previous box is kept until the rigid points' centre moves, or their size
+    #: changes, by more than this fraction of the inter-ocular distance since the box was placed (0: off)
+    hold: float = 0.05
+    #: one-euro filter (Casiez et al. 2012) of the reported points; the tracker itself follows the raw ones
+    one_euro: bool = False
+    #: the filter's cut-off for a still face, cycles per frame (0.05: 1.5 Hz at 30 fps)
+    euro_min_cutoff: float = 0.05
+    #: cut-off added per inter-ocular distance per frame of point speed
+    euro_beta: float = 5.0
+    #: cut-off of the filter's speed estimate, cycles per frame
+    euro_d_cutoff: float = 0.05
 
     def __post_init__(self) -> None:
         hints = field_types(type(self))
@@ -79,6 +105,13 @@ class TrackerSettings:
         check_range("tracking.check_every", self.check_every, 0, 1_000_000, integer=True)
         check_range("tracking.min_iou", self.min_iou, 0, 1)
         check_range("tracking.smooth", self.smooth, 0, 1)
+        if self.box not in BOX_RULES:
+            raise ConfigError(f"tracking.box={self.box!r}: expected one of {', '.join(BOX_RULES)} "
+                              "(e.g. -o tracking.box=fit)")
+        check_range("tracking.hold", self.hold, 0, 1)
+        check_range("tracking.euro_min_cutoff", self.euro_min_cutoff, 0, 0.5, low_open=True)
+        check_range("tracking.euro_beta", self.euro_beta, 0, 1000)
+        check_range("tracking.euro_d_cutoff", self.euro_d_cutoff, 0, 0.5, low_open=True)
 
     @classmethod
     def from_options(cls, values: Any) -> "TrackerSettings":
@@ -106,7 +139,11 @@ def rigid_points(scheme: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class Follower:
-    """Follows one face through frames; ``step(frame) -> (P, 2)`` points (NaN: none)."""
+    """Follows one face through frames; ``step(frame) -> (P, 2)`` points (NaN: none).
+
+    After a step, ``found_by`` says where the shape came from: ``"detector"`` (a detection, or
+    a re-detection after a failed check), ``"tracker"`` (the box from the previous shape) or
+    ``None`` (no face)."""
 
     def __init__(self, landmarker: Any, detector: Any, num_points: int, iod: Any, track: bool,
                  settings: TrackerSettings = TrackerSettings(), rigid: Callable[[np.ndarray], np.ndarray] | None = None
@@ -117,8 +154,15 @@ class Follower:
         self.prev: np.ndarray | None = None
         self.box: np.ndarray | None = None
         self.rel: np.ndarray | None = None  # detector box in the shape's frame at the last detection
+        self.anchor: np.ndarray | None = None  # the shape the current box was placed from (hysteresis)
+        self.start: np.ndarray | None = None  # the start shape in box units ("fit")
+        mean = getattr(landmarker, "mean_shape", None) if isinstance(landmarker, BoxInitialisedLandmarker) else None
+        self.mean = None if mean is None or np.shape(mean) != (num_points, 2) else np.asarray(mean, np.float64)
+        self.filter = (OneEuroFilter(settings.euro_min_cutoff, settings.euro_beta, settings.euro_d_cutoff)
+                       if track and settings.one_euro else None)
         self.frame = 0
-        self.detections = self.redetections = 0
+        self.detections = self.redetections = self.held = 0
+        self.found_by: str | None = None
 
     def _pick(self, found: Any) -> np.ndarray | None:
         if len(found) == 0:
@@ -136,13 +180,18 @@ class Follower:
 
     def _detect(self, image: np.ndarray, found: Any = None) -> np.ndarray | None:
         self.detections += 1
+        self.found_by = "detector"
         box = self._pick(self.det.detect(image) if found is None else found)
         if box is None:
             return None
         shape = self._shape(image, box)
         if shape is not None:
             c, s = self._frame(shape)
-            self.rel, self.box = (box - np.tile(c, 2)) / s, box
+            self.rel, self.box, self.anchor = (box - np.tile(c, 2)) / s, box, shape
+            side = float(np.sqrt(np.prod(np.maximum(box[2:] - box[:2], 1e-6))))  # one unit: fitted boxes are square
+            self.start = self.mean if self.mean is not None else (shape - box[:2]) / side
+            if self.filter is not None:
+                self.filter.reset()  # a detection may be another face: a new track
         return shape
 
     def _plausible(self, shape: np.ndarray | None, image: np.ndarray) -> bool:
@@ -160,12 +209,43 @@ class Follower:
         anchor = self.rigid(shape)
         return anchor.mean(axis=0), max(_scale(anchor), 1e-6)
 
-    def _follow(self, image: np.ndarray) -> np.ndarray | None:
-        c, s = self._frame(self.prev)
-        box = np.tile(c, 2) + self.rel * s
+    def _still(self) -> bool:
+        """Hysteresis: the rigid points moved and scaled by at most ``hold`` x inter-ocular distance
+        since the current box was placed."""
+        hold = self.settings.hold
+        if not hold or self.box is None or self.anchor is None:
+            return False
+        (c0, s0), (c1, s1) = self._frame(self.anchor), self._frame(self.prev)
+        unit = max(self.iod(self.prev), 1e-6)
+        return bool(np.linalg.norm(c1 - c0) <= hold * unit and abs(s1 - s0) <= hold * unit)
+
+    def _fit_box(self, shape: np.ndarray) -> np.ndarray:
+        """The square box whose start shape fits ``shape`` best: the scale of the least-squares
+        similarity from the start shape's rigid points to ``shape``'s (a box cannot rotate), placed so
+        that the two rigid centroids coincide."""
+        src, dst = self.rigid(self.start), self.rigid(shape)
+        m = TM.similarity_fit(src, dst)
+        side = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+        lo = dst.mean(axis=0) - side * src.mean(axis=0)
+        return np.r_[lo, lo + side]
+
+    def _next_box(self) -> tuple[np.ndarray, bool]:
+        """(box for this frame, whether it is a new one)."""
+        if self._still():
+            return self.box, False
+        if self.settings.box == "fit" and self.start is not None:
+            box = self._fit_box(self.prev)
+        else:
+            c, s = self._frame(self.prev)
+            box = np.tile(c, 2) + self.rel * s
         if self.box is not None and self.settings.smooth:
             box = self.settings.smooth * self.box + (1 - self.settings.smooth) * box
+        return box, True
+
+    def _follow(self, image: np.ndarray) -> np.ndarray | None:
+        box, new = self._next_box()
         shape = self._shape(image, box)
+        self.found_by = "tracker"
         if self._plausible(shape, image):
             every = self.settings.check_every
             if every and self.frame % every == 0:
@@ -174,7 +254,10 @@ class Follower:
                 if len(found) and iou(box[None], np.asarray(found.boxes, np.float64))[0].max() < self.settings.min_iou:
                     self.redetections += 1
                     return self._detect(image, found)
-            self.box = box
+            if new:
+                self.box, self.anchor = box, self.prev
+            else:
+                self.held += 1
             return shape
         self.redetections += 1
         return self._detect(image)
@@ -183,7 +266,14 @@ class Follower:
         shape = self._follow(image) if self.track and self.prev is not None else self._detect(image)
         self.prev = shape
         self.frame += 1
-        return shape if shape is not None else np.full((self.num_points, 2), np.nan)
+        if shape is None:
+            self.found_by = None
+            if self.filter is not None:
+                self.filter.reset()
+            return np.full((self.num_points, 2), np.nan)
+        if self.filter is not None:
+            return self.filter(shape, self.iod(shape))
+        return shape
 
 
 def _video_frames(path: str, n: int) -> Iterator[np.ndarray]:
@@ -230,6 +320,13 @@ def _iod_kind(scheme: str) -> str:
     return "inter_ocular" if {"left_eye_outer", "right_eye_outer"} <= set(s.points) else "inter_pupil"
 
 
+def shape_iod(scheme: str) -> Callable[[np.ndarray], float]:
+    """``shape -> its inter-ocular distance`` (outer eye corners; eye centres where ``scheme`` has no
+    corners): the unit of jitter, of the quality check and of ``hold``."""
+    kind = _iod_kind(scheme)
+    return lambda shape: float(L.normaliser(np.asarray(shape)[None], scheme, kind)[0])
+
+
 def _strip_jpeg(frame: np.ndarray, shapes: dict[str, np.ndarray]) -> str:
     """A small JPEG (base64) of ``frame`` with each mode's points (tracking green, detection red)."""
     import cv2
@@ -274,7 +371,8 @@ def _mode_summary(mode: str, shapes: np.ndarray, seconds: float, follower: Follo
            "jitter_mean": float(np.nanmean(jitter)) if np.isfinite(jitter).any() else None,
            "jitter_median": float(np.nanmedian(jitter)) if np.isfinite(jitter).any() else None,
            "with_shape": cont["with_shape"], "breaks": cont["breaks"], "longest_run": cont["longest_run"],
-           "detector_calls": follower.detections, "redetections": follower.redetections}
+           "detector_calls": follower.detections, "redetections": follower.redetections,
+           "boxes_held": follower.held}
     nme = None
     if src["gts"] is not None:
         nme = np.full(len(shapes), np.inf)
@@ -282,6 +380,19 @@ def _mode_summary(mode: str, shapes: np.ndarray, seconds: float, follower: Follo
             nme[found] = L.per_face_nme(shapes[found], src["gts"][found], scheme, src["scheme"], "inter_ocular")
         row["nme"] = float(nme[found].mean()) if found.any() else None
     return row, jitter, nme
+
+
+def _box_text(settings: TrackerSettings, follower: Follower) -> str:
+    """How the tracking follower placed its boxes, for the protocol."""
+    if settings.box == "fit":
+        start = ("the landmarker's mean shape (its model's start shape)" if follower.mean is not None
+                 else "the shape found at the last detection, in its box's units")
+        rule = f"square box fitted (similarity scale, rigid centroid) from {start} to the previous shape"
+    else:
+        rule = "the last detection's box carried in the frame of the previous shape's rigid points"
+    hold = (f"; kept while the rigid points move and scale by at most {settings.hold} x inter-ocular since it was "
+            "placed" if settings.hold else "; a new box every frame")
+    return rule + hold
 
 
 def _agreement(track: np.ndarray, detect: np.ndarray, kind: str, scheme: str) -> dict[str, Any]:
@@ -319,12 +430,8 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspe
     src = _open_frames(ctx, spec, ref)
     kind = _iod_kind(lspec.scheme)
     settings = TrackerSettings.from_options(spec.options.get("tracking"))
-
-    def iod(shape: np.ndarray) -> float:
-        return float(L.normaliser(shape[None], lspec.scheme, kind)[0])
-
-    followers = {m: Follower(lm, det, lspec.num_points, iod, track=m == "tracking", settings=settings,
-                             rigid=rigid_points(lspec.scheme)) for m in MODES}
+    followers = {m: Follower(lm, det, lspec.num_points, shape_iod(lspec.scheme), track=m == "tracking",
+                             settings=settings, rigid=rigid_points(lspec.scheme)) for m in MODES}
     got = _follow_all(src, followers, ctx.progress, lspec.name)
     rows, curves, jitters = {}, {"jitter": {}, "nme": {}}, {}
     for mode in MODES:
@@ -346,7 +453,12 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspe
                 "jitter": f"% of the shape's {kind} distance after removing the best similarity transform "
                           "between consecutive frames (harness.metrics.tracking)",
                 "fps": "detector + landmarker time per follower, same frames, one process; decoding excluded",
-                "quality_check": asdict(settings), "face": "one face: the detection overlapping the last box most"}
+                "quality_check": asdict(settings), "face": "one face: the detection overlapping the last box most",
+                "tracking_box": _box_text(settings, followers["tracking"]),
+                "smoothing": (f"one-euro filter of the tracking follower's reported points (min_cutoff "
+                              f"{settings.euro_min_cutoff}, beta {settings.euro_beta}, d_cutoff "
+                              f"{settings.euro_d_cutoff}; cycles per frame); detect-every-frame unfiltered"
+                              if settings.one_euro else "none")}
     return {"protocol": protocol, "metrics": _metrics(rows, kind),
             "sections": {"tracking": {"rows": [rows[m] for m in MODES], "strip": got["strip"], "normaliser": kind,
                                       "detector": det_name, "frames": src["n"], "annotated": src["annotated"]}},
@@ -367,6 +479,10 @@ def summary_text(name: str, ref: "DataRef", result: dict) -> str:
     lines.append(f"  jitter %: mean over the {sec['rows'][0]['common_frames']} frames both followers have (all: each "
                  f"follower's own frames); % of the {sec['normaliser']} distance")
     t = sec["rows"][0]
+    proto = result.get("protocol", {})
+    if proto.get("tracking_box"):
+        lines.append(f"  tracking box: {proto['tracking_box']} ({t.get('boxes_held', 0)} frames kept the box); "
+                     f"smoothing: {proto.get('smoothing', 'none')}")
     if t.get("apart_median") is not None:
         lines.append(f"  tracking vs detect-every-frame points: median {t['apart_median']:.1f} % apart; "
                      f"{t['apart_over_50']:.0%} of frames over 50 % (different faces or a lost track)")

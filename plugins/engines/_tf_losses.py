@@ -13,6 +13,8 @@ Every loss is a ``tf.Module``: ``loss(embeddings, labels, training=False)``
 returns the scalar mean loss; classifier losses have ``logits(embeddings)``
 (margin-free, for accuracy).  The center loss moves its centres (a
 non-trainable variable) only when called with ``training=True``.
+:func:`clone_tf_loss` builds a loss again (e.g. under a
+``tf.distribute`` strategy's scope) with the same values.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tensorflow as tf
 from harness.errors import ConfigError
 
 __all__ = ["BUILDERS", "BatchHardTriplet", "CenterSoftmax", "LinearSoftmax", "MarginSoftmax",
-           "build_tf_loss", "margin_target", "transfer_loss"]
+           "build_tf_loss", "clone_tf_loss", "margin_target", "transfer_loss"]
 
 _SIN_EPS = 1e-12
 _ACOS_EPS = 1e-7
@@ -105,7 +107,9 @@ class CenterSoftmax(LinearSoftmax):
                  bias: bool = True, seed: int = 0):
         super().__init__(embedding_size, num_classes, bias=bias, seed=seed, name="center")
         self.lam, self.alpha = float(lam), float(alpha)
-        self.centers = tf.Variable(tf.zeros([num_classes, embedding_size]), trainable=False, name="centers")
+        # MEAN: under a MirroredStrategy each replica's centre update is averaged, so the copies stay equal
+        self.centers = tf.Variable(tf.zeros([num_classes, embedding_size]), trainable=False, name="centers",
+                                   aggregation=tf.VariableAggregation.MEAN)
 
     def center_loss(self, embeddings, labels) -> tf.Tensor:
         x = _float(embeddings)
@@ -220,7 +224,26 @@ def build_tf_loss(name: str, options: Any, *, embedding_size: int, num_classes: 
     if name not in BUILDERS:
         raise ConfigError(f"the tf engine has no TensorFlow version of loss {name!r}; it has: "
                           f"{', '.join(sorted(BUILDERS))}")
-    return BUILDERS[name](options, int(embedding_size), int(num_classes), int(seed))
+    loss = BUILDERS[name](options, int(embedding_size), int(num_classes), int(seed))
+    loss.build_args = (name, options, int(embedding_size), int(num_classes), int(seed))
+    return loss
+
+
+def clone_tf_loss(loss: tf.Module) -> tf.Module:
+    """The same loss built again (its variables made in the current scope) with ``loss``'s values.
+
+    :raises ConfigError: ``loss`` was not made by :func:`build_tf_loss`.
+    """
+    args = getattr(loss, "build_args", None)
+    if args is None:
+        raise ConfigError(f"loss {getattr(loss, 'loss_name', type(loss).__name__)} was not built by "
+                          "build_tf_loss, so it cannot be rebuilt for several devices; build it with "
+                          "build_tf_loss or train on one device (-o tf.mirrored=false)")
+    name, options, embedding_size, num_classes, seed = args
+    twin = build_tf_loss(name, options, embedding_size=embedding_size, num_classes=num_classes, seed=seed)
+    for dst, src in zip(twin.variables, loss.variables, strict=True):
+        dst.assign(src)
+    return twin
 
 
 def transfer_loss(torch_loss: Any, tf_loss: tf.Module) -> None:

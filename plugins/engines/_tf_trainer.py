@@ -17,11 +17,22 @@
   (epochs, ``max_steps``, ``time_budget``), its schedule
   (:class:`._trainer.LRSchedule`: warm-up + cosine / step / constant), saves
   every ``checkpoint_every`` steps and ``on_epoch_end`` evaluations, and a
-  progress bar with img/s and ETA.
+  progress bar with img/s and ETA;
+* :func:`precision_policy` / :func:`precision_scope` — Keras mixed precision
+  (``mixed_bfloat16``, or ``mixed_float16`` on a GPU with :class:`LossScale`'s
+  dynamic loss scaling); variables, the embedding head and the loss stay
+  float32;
+* :func:`replica_devices` — several GPUs (or logical CPU devices) train with
+  ``tf.distribute.MirroredStrategy``: the trainer rebuilds the model, loss and
+  optimizer under the strategy's scope and splits each global batch.
+
+A checkpoint holds the dropout layers' random state too, so a run killed and
+resumed in a new process ends with the weights of one never interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -29,16 +40,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from harness.errors import ConfigError, DataError, HarnessError
+from harness.run_loggers import RunLoggers, open_training_loggers
 
 from ._data import ImageTransform, TrainOutcome, plan_epoch, steps_per_epoch
 
-__all__ = ["TFCheckpointer", "TFOptimizer", "TFTrainer", "batches", "decays"]
+__all__ = ["LossScale", "TFCheckpointer", "TFOptimizer", "TFTrainer", "batches", "decays", "embedding_head",
+           "mirror_model", "precision_policy", "precision_scope", "replica_devices", "rng_variables"]
 
 _HISTORY_KEYS = ("step", "epoch", "loss", "lr", "accuracy", "img_per_s")
 _NO_DECAY = ("gamma", "beta", "bias", "alpha", "moving_mean", "moving_variance")
@@ -61,6 +75,153 @@ def _var_name(var: tf.Variable) -> str:
 def decays(var: tf.Variable) -> bool:
     """Weight decay applies to kernels and class matrices, not to norms, biases or PReLU slopes."""
     return _var_name(var).rsplit("/", 1)[-1] not in _NO_DECAY
+
+
+def rng_variables(model) -> list:
+    """The model's random state that is not a weight (its dropout layers' seed generators)."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+# ---------------------------------------------------------------- precision
+def precision_policy(options, device: str) -> str:
+    """The Keras dtype policy ``options`` ask for on ``device`` (``/CPU:0``, ``/GPU:1``).
+
+    ``precision: bf16`` gives ``mixed_bfloat16`` anywhere, ``auto`` where the
+    device computes bf16 natively (a GPU of compute capability 8 or more, a
+    CPU with ``avx512_bf16`` / ``amx_bf16``); otherwise ``amp`` gives
+    ``mixed_float16`` on a GPU and ``cpu_bf16`` ``mixed_bfloat16`` on the CPU,
+    and the rest is ``float32`` — the torch engine's choices.
+    """
+    gpu = "GPU" in str(device).upper()
+    choice = getattr(options, "precision", "fp32")
+    if choice == "bf16" or (choice == "auto" and _bf16_native(device)):
+        return "mixed_bfloat16"
+    if gpu and getattr(options, "amp", False):
+        return "mixed_float16"
+    if not gpu and getattr(options, "cpu_bf16", False):
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def _bf16_native(device: str) -> bool:
+    if "GPU" in str(device).upper():
+        index = str(device).rsplit(":", 1)[-1]
+        gpus = tf.config.list_physical_devices("GPU")
+        n = int(index) if index.isdigit() else 0
+        if n >= len(gpus):
+            return False
+        capability = tf.config.experimental.get_device_details(gpus[n]).get("compute_capability") or (0, 0)
+        return tuple(capability) >= (8, 0)
+    from ._trainer import cpu_bf16_supported
+
+    return cpu_bf16_supported(mkldnn=True)  # TensorFlow's x86 CPU kernels are oneDNN's
+
+
+def embedding_head(model) -> int:
+    """Index in ``model.layers`` of the layer that makes the embedding: the last one with a kernel
+    (what follows it, e.g. a BatchNorm or a Flatten, belongs to the head as well)."""
+    with_kernel = [i for i, layer in enumerate(model.layers)
+                   if any(_var_name(w).endswith("kernel") for w in layer.weights)]
+    return with_kernel[-1] if with_kernel else len(model.layers) - 1
+
+
+@contextlib.contextmanager
+def precision_scope(model, policy: str) -> Iterator[Any]:
+    """Inside, ``model``'s layers compute in ``policy``'s dtype (their variables stay float32) and the
+    embedding head (:func:`embedding_head` on) in float32; the layers' own policies return on exit."""
+    if policy == "float32":
+        yield model
+        return
+    layers = list(model.layers)
+    head = embedding_head(model)
+    saved = [layer.dtype_policy for layer in layers]
+    try:
+        for i, layer in enumerate(layers):
+            layer.dtype_policy = policy if i < head else "float32"
+        yield model
+    finally:
+        for layer, before in zip(layers, saved):
+            layer.dtype_policy = before
+
+
+class LossScale:
+    """Dynamic loss scaling for ``mixed_float16``, the rule of Keras' ``LossScaleOptimizer``.
+
+    The loss is multiplied by ``scale`` (2^15 at first) before the gradients
+    are taken and they are divided by it again; a step whose gradients are not
+    finite is skipped and halves the scale (never below 1), and
+    ``growth_interval`` finite steps in a row double it.  Disabled (outside
+    float16) it changes nothing.  Its two variables are checkpointed.
+    """
+
+    def __init__(self, enabled: bool, *, initial: float = 2.0 ** 15, growth_interval: int = 2000) -> None:
+        self.enabled, self.growth_interval = bool(enabled), int(growth_interval)
+        self.scale = tf.Variable(float(initial) if enabled else 1.0, trainable=False, dtype=tf.float32,
+                                 name="loss_scale")
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
+
+    def scaled(self, loss: tf.Tensor) -> tf.Tensor:
+        return loss * self.scale if self.enabled else loss
+
+    def unscale(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        if not self.enabled:
+            return grads
+        inv = 1.0 / self.scale
+        return [g * tf.cast(inv, g.dtype) for g in grads]
+
+    @staticmethod
+    def all_finite(grads: list[tf.Tensor]) -> tf.Tensor:
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+
+    def update(self, grads_finite: tf.Tensor) -> None:
+        """After a step: grow the scale after ``growth_interval`` good steps, halve it on overflow."""
+        if not self.enabled:
+            return
+        if grads_finite:
+            self.good_steps.assign_add(1)
+            if self.good_steps >= self.growth_interval:
+                self.scale.assign(self.scale * 2.0)
+                self.good_steps.assign(0)
+        else:
+            self.scale.assign(tf.maximum(self.scale * 0.5, 1.0))
+            self.good_steps.assign(0)
+
+    def values(self) -> list[np.ndarray]:
+        return [self.scale.numpy(), self.good_steps.numpy()] if self.enabled else []
+
+    def load_values(self, values: list[np.ndarray]) -> None:
+        if self.enabled and values:
+            _assign_all([self.scale, self.good_steps], values, "checkpoint (loss scale)")
+
+
+# ------------------------------------------------------------ several devices
+def replica_devices(options, device: str) -> list[str]:
+    """The devices one step is mirrored over: with ``mirrored`` and device ``auto``, every GPU when
+    TensorFlow sees several, else every logical CPU device when there are several (a test configures
+    two); otherwise none (train on one device)."""
+    if not getattr(options, "mirrored", False) or str(device or "auto").lower() != "auto":
+        return []
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return [d.name for d in gpus]
+    cpus = [] if gpus else tf.config.list_logical_devices("CPU")
+    return [d.name for d in cpus] if len(cpus) > 1 else []
+
+
+def mirror_model(model):
+    """A twin of the Keras ``model`` whose variables are made in the current scope (a strategy's),
+    holding ``model``'s values, trainable flags and random state."""
+    twin = keras.models.clone_model(model)
+    for src, dst in zip(model.weights, twin.weights, strict=True):
+        dst.trainable = src.trainable
+    copy_variables(model.variables, twin.variables, f"{model.name} (replica twin)")
+    return twin
+
+
+def copy_variables(src: list, dst: list, what: str) -> None:
+    """Assign each of ``src``'s values to ``dst`` (same order and shapes)."""
+    _assign_all(dst, [np.asarray(v.numpy()) for v in src], what)
 
 
 # --------------------------------------------------------------------- data
@@ -149,12 +310,16 @@ class TFOptimizer:
 
 # -------------------------------------------------------------- checkpoints
 class TFCheckpointer:
-    """``workdir/checkpoints/last.tf.npz``: everything a resume needs, written atomically."""
+    """``workdir/checkpoints/last.tf.npz``: everything a resume needs, written atomically — the
+    backbone's weights and random state (dropout), the loss's variables, the optimizer's slots, the
+    loss scale, and where in the epoch plan the run stands."""
 
-    def __init__(self, workdir: Path, *, model, loss_fn, optimizer: TFOptimizer, plan_key: Mapping[str, Any]):
+    def __init__(self, workdir: Path, *, model, loss_fn, optimizer: TFOptimizer, plan_key: Mapping[str, Any],
+                 scaler: LossScale | None = None):
         self.dir = Path(workdir) / "checkpoints"
         self.last = self.dir / CHECKPOINT_NAME
         self.model, self.loss_fn, self.optimizer, self.plan_key = model, loss_fn, optimizer, dict(plan_key)
+        self.scaler = scaler
 
     def save(self, state: _State) -> None:
         from harness.atomic import atomic_output
@@ -162,7 +327,10 @@ class TFCheckpointer:
         arrays = {f"model_{i}": w.numpy() for i, w in enumerate(self.model.weights)}
         arrays.update({f"loss_{i}": v.numpy() for i, v in enumerate(self.loss_fn.variables)})
         arrays.update({f"opt_{i}": v for i, v in enumerate(self.optimizer.slot_values())})
-        meta = {"format": "facebench-tf-checkpoint", "version": 1, "plan": self.plan_key, "step": state.step,
+        arrays.update({f"rng_{i}": v.numpy() for i, v in enumerate(rng_variables(self.model))})
+        if self.scaler is not None:
+            arrays.update({f"scale_{i}": v for i, v in enumerate(self.scaler.values())})
+        meta = {"format": "facebench-tf-checkpoint", "version": 2, "plan": self.plan_key, "step": state.step,
                 "epoch": state.epoch, "position": state.position, "history": state.history}
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8)
         buf = io.BytesIO()
@@ -183,6 +351,10 @@ class TFCheckpointer:
         _assign_all(self.model.weights, data["model"], f"{self.last} (backbone)")
         _assign_all(self.loss_fn.variables, data["loss"], f"{self.last} (loss)")
         self.optimizer.load_slot_values(data["opt"])
+        if data["rng"]:  # version 1 checkpoints have none: dropout then starts from its first state
+            _assign_all(rng_variables(self.model), data["rng"], f"{self.last} (random state)")
+        if self.scaler is not None:
+            self.scaler.load_values(data["scale"])
         state.step, state.epoch, state.position = int(meta["step"]), int(meta["epoch"]), int(meta["position"])
         state.history = meta["history"]
         state.resumed_from = state.step
@@ -190,7 +362,7 @@ class TFCheckpointer:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A tf-engine checkpoint as {"meta", "model", "loss", "opt"}; DataError when it is not one."""
+    """A tf-engine checkpoint as {"meta", "model", "loss", "opt", "rng", "scale"}; DataError when it is not one."""
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -200,7 +372,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != "facebench-tf-checkpoint":
         raise DataError(f"{path} is not a tf-engine checkpoint (.tf.npz)")
     out: dict[str, Any] = {"meta": meta}
-    for part in ("model", "loss", "opt"):
+    for part in ("model", "loss", "opt", "rng", "scale"):
         keys = sorted((k for k in arrays if k.startswith(part + "_")), key=lambda k: int(k.split("_")[1]))
         out[part] = [arrays[k] for k in keys]
     return out
@@ -215,7 +387,13 @@ def _assign_all(variables, values: list[np.ndarray], what: str) -> None:
 
 # ------------------------------------------------------------------ trainer
 class TFTrainer:
-    """One call of :meth:`TFEngine.train`."""
+    """One call of :meth:`TFEngine.train`.
+
+    ``model`` and ``loss_fn`` (the caller's) are trained in place on one
+    device; with several (:func:`replica_devices`) ``train_model`` /
+    ``train_loss`` are their twins made under ``strategy``'s scope, copied back
+    into them at each epoch's end and when training ends.
+    """
 
     def __init__(self, engine, model, loss_fn, train_set, *, backbone_spec, settings, workdir, seed: int,
                  sampler: str) -> None:
@@ -226,6 +404,7 @@ class TFTrainer:
         self.model, self.loss_fn, self.train_set = model, loss_fn, train_set
         self.spec, self.settings, self.seed, self.sampler = backbone_spec, settings, int(seed), sampler
         self.workdir = Path(workdir)
+        self.tracker = RunLoggers()  # opened by fit (settings.log: TensorBoard, MLflow)
         self.labels = np.asarray(train_set.labels)
         if len(self.labels) == 0 or (self.labels < 0).any():
             raise DataError("the training set is empty or has images without an identity label (-1)")
@@ -237,31 +416,106 @@ class TFTrainer:
             min(settings.epochs * per_epoch, settings.max_steps)
         self.schedule = LRSchedule(settings.scheduler, settings.lr, self.total, settings.warmup_steps,
                                    self.opts.step_milestones, self.opts.step_gamma)
-        self.variables = list(model.trainable_variables) + list(loss_fn.trainable_variables)
-        self.optimizer = TFOptimizer(self.variables, kind=settings.optimizer, weight_decay=settings.weight_decay,
-                                     momentum=self.opts.momentum, grad_clip=settings.grad_clip)
+        self.policy = precision_policy(self.opts, engine.device_name(settings.device))
+        devices = replica_devices(self.opts, settings.device)
+        self.strategy = tf.distribute.MirroredStrategy(devices) if devices else None
+        if self.strategy is not None and settings.batch_size < len(devices):
+            raise ConfigError(f"training.batch_size={settings.batch_size} cannot be split over {len(devices)} "
+                              f"devices; use a batch of at least {len(devices)} or -o tf.mirrored=false")
+        self._build_training_state(settings)
         self.plan_key = {"num_images": len(self.labels), "batch_size": settings.batch_size, "seed": self.seed,
                          "sampler": sampler, "pk_k": self.opts.pk_k if sampler == "pk" else None, "world": 1}
-        self.saver = TFCheckpointer(self.workdir, model=model, loss_fn=loss_fn, optimizer=self.optimizer,
-                                    plan_key=self.plan_key)
+        if self.policy != "float32":
+            self.plan_key["precision"] = self.policy
+        if self.strategy is not None:
+            self.plan_key["replicas"] = len(devices)
+        self.saver = TFCheckpointer(self.workdir, model=self.train_model, loss_fn=self.train_loss,
+                                    optimizer=self.optimizer, plan_key=self.plan_key, scaler=self.scaler)
         self.transform = ImageTransform(tuple(backbone_spec.input_size), backbone_spec.mean, backbone_spec.std)
-        self.step_fn = tf.function(self._step, reduce_retracing=True)
+        self.step_fn = tf.function(self._step if self.strategy is None else self._mirrored_step,
+                                   reduce_retracing=True)
 
-    def _step(self, x, y, lr):
+    def _build_training_state(self, settings) -> None:
+        """The trained model and loss (twins under the strategy's scope, if any), optimizer, loss scale."""
+        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        with scope:
+            if self.strategy is None:
+                self.train_model, self.train_loss = self.model, self.loss_fn
+            else:
+                from ._tf_losses import clone_tf_loss
+
+                self.train_model, self.train_loss = mirror_model(self.model), clone_tf_loss(self.loss_fn)
+            self.variables = list(self.train_model.trainable_variables) + list(self.train_loss.trainable_variables)
+            self.optimizer = TFOptimizer(self.variables, kind=settings.optimizer,
+                                         weight_decay=settings.weight_decay, momentum=self.opts.momentum,
+                                         grad_clip=settings.grad_clip)
+            self.scaler = LossScale(self.policy == "mixed_float16")
+
+    def _sync_back(self) -> None:
+        """Copy the replicas' values into the caller's model and loss (nothing to do on one device)."""
+        if self.strategy is not None:
+            copy_variables(self.train_model.variables, self.model.variables, f"{self.model.name} (trained)")
+            copy_variables(self.train_loss.variables, self.loss_fn.variables, "loss (trained)")
+
+    def _grads(self, x, y, n):
+        """This batch's loss weighted by its share of the global batch of ``n`` images, the gradients
+        of that (through the loss scale) and the number classified right (-1: no classifier)."""
         with tf.GradientTape() as tape:
-            emb = tf.cast(self.model(x, training=True), tf.float32)
-            loss = self.loss_fn(emb, y, training=True)
-        grads = tape.gradient(loss, self.variables)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables)]
+            emb = tf.cast(self.train_model(x, training=True), tf.float32)
+            loss = self.train_loss(emb, y, training=True) * (tf.cast(tf.shape(y)[0], tf.float32) / n)
+            scaled = self.scaler.scaled(loss)
+        grads = tape.gradient(scaled, self.variables)
+        grads = self.scaler.unscale([tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                                     for g, v in zip(grads, self.variables)])
+        correct = tf.constant(-1.0)
+        if getattr(self.train_loss, "has_classifier", False):
+            pred = tf.argmax(self.train_loss.logits(emb), axis=1, output_type=tf.int32)
+            correct = tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+        return loss, grads, correct
+
+    def _apply(self, loss, grads, correct, n, lr):
+        """Clip and apply the gradients of the whole batch (skipped when not finite)."""
+        grads_finite = self.scaler.all_finite(grads) if self.scaler.enabled else tf.constant(True)
         grads, norm = self.optimizer.clip_gradients(grads)
-        finite = tf.math.is_finite(loss)
-        if finite:
+        if tf.logical_and(tf.math.is_finite(loss), grads_finite):
             self.optimizer.apply(grads, lr)
-        acc = -1.0
-        if getattr(self.loss_fn, "has_classifier", False):
-            pred = tf.argmax(self.loss_fn.logits(emb), axis=1, output_type=tf.int32)
-            acc = tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
+        self.scaler.update(grads_finite)
+        acc = correct / n if getattr(self.train_loss, "has_classifier", False) else tf.constant(-1.0)
         return loss, acc, norm
+
+    def _step(self, x, y, lr, n):
+        return self._apply(*self._grads(x, y, n), n, lr)
+
+    def _mirrored_step(self, x, y, lr, n):
+        """Each replica's part of the batch forward and backward; the sums applied once to the mirrored
+        variables (in cross-replica context, so every copy gets the same update)."""
+        strategy = self.strategy
+        loss, grads, correct = strategy.run(self._grads, args=(x, y, n))
+
+        def total(value):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+        return self._apply(total(loss), [total(g) for g in grads], total(correct), n, lr)
+
+    def _split(self, t: tf.Tensor):
+        """The global batch ``t`` as contiguous per-replica slices, each on its replica's device."""
+        strategy = self.strategy
+        replicas, n = strategy.num_replicas_in_sync, int(t.shape[0])
+        devices = strategy.extended.worker_devices
+
+        def part(ctx):
+            i = ctx.replica_id_in_sync_group
+            with tf.device(devices[i]):
+                return tf.identity(t[i * n // replicas:(i + 1) * n // replicas])
+
+        return strategy.experimental_distribute_values_from_function(part)
+
+    def _run_step(self, x: tf.Tensor, y: tf.Tensor, lr: float):
+        n = tf.constant(float(x.shape[0]), tf.float32)
+        lr_t = tf.constant(lr, tf.float32)
+        if self.strategy is None:
+            return self.step_fn(x, y, lr_t, n)
+        return self.step_fn(self._split(x), self._split(y), lr_t, n)
 
     def fit(self, *, resume: bool, on_epoch_end: Callable | None, progress: bool) -> TrainOutcome:
         state = _State()
@@ -269,12 +523,18 @@ class TFTrainer:
             self.saver.restore(state)
         bar = _progress_bar(progress, self.total, state.step)
         try:
-            stopped_by = self._epochs(state, bar, on_epoch_end)
+            self.tracker = open_training_loggers(self.settings, self.workdir, resumed_from=state.resumed_from, params={
+                "engine": "tf", "backbone": getattr(self.spec, "name", ""), "seed": self.seed, "sampler": self.sampler,
+                "total_steps": self.total})
+            with precision_scope(self.train_model, self.policy):
+                stopped_by = self._epochs(state, bar, on_epoch_end)
             if stopped_by != "epochs" or not self.saver.last.is_file():
                 self.saver.save(state)
         finally:
             if bar is not None:
                 bar.close()
+            self.tracker.close()
+        self._sync_back()
         if stopped_by == "time_budget":
             _announce(f"training stopped by the time budget of {self.settings.time_budget:g} s at step "
                       f"{state.step} of {self.total}; the results are of this partly trained model")
@@ -296,9 +556,11 @@ class TFTrainer:
             state.epoch += 1
             state.position = 0
             if on_epoch_end is not None:
+                self._sync_back()
                 metrics = on_epoch_end(state.epoch, self.model) or {}
                 state.history["eval"].append({"epoch": state.epoch, "step": state.step,
                                               **{k: _plain(v) for k, v in dict(metrics).items()}})
+                self.tracker.epoch_end(state.step, metrics)
             self.saver.save(state)
             if state.step >= self.total and state.epoch < settings.epochs:
                 stopped_by = "max_steps"
@@ -311,7 +573,7 @@ class TFTrainer:
             if state.step >= self.total:
                 return "max_steps"
             lr = self.schedule.lr(state.step)
-            loss, acc, _norm = self.step_fn(x, y, tf.constant(lr, tf.float32))
+            loss, acc, _norm = self._run_step(x, y, lr)
             loss_v = float(loss)
             if not math.isfinite(loss_v):
                 raise HarnessError(f"training diverged: loss is {loss_v} at step {state.step + 1} (lr {lr:.3g}); "
@@ -325,6 +587,8 @@ class TFTrainer:
             for k, v in (("step", state.step), ("epoch", state.epoch + 1), ("loss", loss_v), ("lr", lr),
                          ("accuracy", acc_v if acc_v >= 0 else None), ("img_per_s", ips)):
                 history[k].append(v)
+            self.tracker.train_step(state.step, loss=loss_v, lr=lr, img_per_s=ips, grad_norm=_norm,
+                                    accuracy=acc_v if acc_v >= 0 else None)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_v:.4f}", lr=f"{lr:.3g}", img_s=f"{ips:.1f}",

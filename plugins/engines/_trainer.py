@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError, DataError, HarnessError
+from harness.run_loggers import RunLoggers, open_training_loggers
 
 from ._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -49,7 +50,7 @@ from ._checkpoint import (
 from ._data import EpochPlan, ImageTransform, TrainDataset, TrainOutcome, plan_epoch, steps_per_epoch
 
 __all__ = ["Checkpointer", "LRSchedule", "Precision", "Ranks", "StepFunction", "TrainOutcome", "Trainer",
-           "param_groups"]
+           "bf16_supported", "cpu_bf16_supported", "param_groups"]
 
 log = logging.getLogger("facebench_plugins.engines.torch_engine")
 
@@ -164,9 +165,11 @@ def param_groups(
 class Precision:
     """Where and in what precision the network runs.
 
-    :param amp_dtype: autocast dtype (bf16 or fp16 on CUDA with ``amp``;
-        bf16 on the CPU with ``cpu_bf16``), None for full precision.
-    :param channels_last: channels-last memory format (CUDA only).
+    :param amp_dtype: autocast dtype (bf16 with ``precision`` bf16 / auto
+        where supported; bf16 or fp16 on CUDA with ``amp``; bf16 on the CPU
+        with ``cpu_bf16``), None for full precision.
+    :param channels_last: channels-last memory format (with bf16 through
+        ``precision``, or on CUDA with ``channels_last``).
     """
 
     device: torch.device
@@ -175,7 +178,13 @@ class Precision:
 
     @classmethod
     def for_device(cls, device: torch.device, options) -> "Precision":
+        """The precision ``options`` ask for on ``device``: ``precision: bf16``, or ``auto`` where
+        :func:`bf16_supported`, is bf16 autocast + channels-last; otherwise ``amp`` / ``channels_last``
+        (CUDA) and ``cpu_bf16`` (CPU) decide."""
         use_cuda = device.type == "cuda"
+        choice = getattr(options, "precision", "fp32")
+        if choice == "bf16" or (choice == "auto" and bf16_supported(device)):
+            return cls(device, torch.bfloat16, True)
         if use_cuda and options.amp:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         elif device.type == "cpu" and options.cpu_bf16:
@@ -200,6 +209,32 @@ class Precision:
     def scaler(self) -> torch.amp.GradScaler:
         """A gradient scaler, enabled for fp16 only."""
         return torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+
+
+def cpu_bf16_supported(flags: str | None = None, mkldnn: bool | None = None) -> bool:
+    """Whether this CPU computes bf16 natively: torch built with oneDNN (mkldnn) and the CPU
+    flag ``amx_bf16`` or ``avx512_bf16``.  ``flags`` (the ``flags`` line of
+    ``/proc/cpuinfo``; read when None) and ``mkldnn`` are for tests."""
+    if mkldnn is None:
+        mkldnn = bool(torch.backends.mkldnn.is_available())
+    if not mkldnn:
+        return False
+    if flags is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                flags = next((line.split(":", 1)[1] for line in fh if line.startswith("flags")), "")
+        except OSError:  # not Linux: no flags to read, so not claimed
+            flags = ""
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (``precision: auto`` picks bf16 there)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return cpu_bf16_supported()
+    return False
 
 
 # ------------------------------------------------------------------- ranks
@@ -421,11 +456,13 @@ class StepFunction:
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer, scaler, precision: Precision,
-                 settings, ranks: Ranks) -> None:
+                 settings, ranks: Ranks, compile_model: bool = False) -> None:
         self.loss_fn, self.optimizer, self.scaler = loss_fn, optimizer, scaler
         self.precision, self.settings, self.ranks = precision, settings, ranks
         self.sharded = bool(getattr(loss_fn, "sharded", False))
         self.has_logits = callable(getattr(loss_fn, "logits", None))
+        self.grad_norm: torch.Tensor | None = None  # the last step's (0-d), before clipping; read it with float()
+        self.measure_grad_norm = False  # also without clipping (a run logger shows it)
         self.train_model: nn.Module | None = model
         self.train_loss: nn.Module | None = loss_fn
         if ranks.on:
@@ -439,6 +476,8 @@ class StepFunction:
                 self.train_loss = DDP(loss_fn, device_ids=ids, output_device=out)
         self.sharded_params = [p for p in loss_fn.parameters() if p.requires_grad] if self.sharded and ranks.on \
             else []
+        if compile_model:  # the forward (and its backward) only; ``model`` keeps the plain weights' names
+            self.train_model = torch.compile(self.train_model)
 
     def close(self) -> None:
         """Drop the DDP wrappers (and what holds the process group through them)."""
@@ -505,13 +544,18 @@ class StepFunction:
         opt, scaler, clip = self.optimizer, self.scaler, self.settings.grad_clip
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if clip is not None and clip > 0:
+        clipping = clip is not None and clip > 0
+        if clipping or self.measure_grad_norm:
             scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"]]
+            limit = clip if clipping else math.inf  # inf: measured, left as they are
             if self.sharded_params:
-                _clip_sharded(params, self.sharded_params, clip)
+                norm = _clip_sharded(params, self.sharded_params, limit)
+            elif clipping:
+                norm = torch.nn.utils.clip_grad_norm_(params, limit)
             else:
-                torch.nn.utils.clip_grad_norm_(params, clip)
+                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            self.grad_norm = norm.detach()  # no device sync here: a logger reads it after the step
         scaler.step(opt)
         scaler.update()
 
@@ -535,6 +579,7 @@ class Trainer:
         self.model, self.loss_fn, self.train_set = model, loss_fn, train_set
         self.backbone_spec, self.settings, self.seed, self.sampler = backbone_spec, settings, int(seed), sampler
         self.workdir, self.ranks = Path(workdir), ranks
+        self.tracker = RunLoggers()  # opened by fit (settings.log: TensorBoard, MLflow)
         device = engine.resolve_device(settings.device)
         if ranks.on and device.type == "cuda" and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -615,9 +660,15 @@ class Trainer:
         dataset = TrainDataset(self.train_set, transform)
         model.train()
         loss_fn.train()
-        step_fn = StepFunction(model, loss_fn, optimizer, scaler, precision, self.settings, self.ranks)
+        step_fn = StepFunction(model, loss_fn, optimizer, scaler, precision, self.settings, self.ranks,
+                               compile_model=bool(getattr(self.opts, "compile", False)))
         bar = _progress_bar(progress, self.total_steps, state.step)
         try:
+            self.tracker = open_training_loggers(
+                self.settings, self.workdir, resumed_from=state.resumed_from, main=self.ranks.main,
+                params={"engine": "torch", "backbone": getattr(self.backbone_spec, "name", ""), "seed": self.seed,
+                        "sampler": self.sampler, "world": self.ranks.world, "total_steps": self.total_steps})
+            step_fn.measure_grad_norm = self.tracker.active
             stopped_by = self._epochs(state, step_fn, schedule, saver, dataset, bar, on_epoch_end)
             if saver.needs_final_save(state):
                 saver.save(state, state.epoch, state.position)
@@ -627,6 +678,7 @@ class Trainer:
             # Tear the DDP wrappers down now, before the runner destroys the
             # process group (gloo otherwise aborts at exit now and then).
             step_fn.close()
+            self.tracker.close()
         if stopped_by == "time_budget" and self.ranks.main:
             _announce(f"training stopped by the time budget of {self.settings.time_budget:g} s at step "
                       f"{state.step} of {self.total_steps}; the results are of this partly trained model")
@@ -660,6 +712,7 @@ class Trainer:
             if on_epoch_end is not None:
                 metrics = on_epoch_end(state.epoch, self.model) or {}
                 state.history["eval"].append({"epoch": state.epoch, "step": state.step, **_plain(dict(metrics))})
+                self.tracker.epoch_end(state.step, metrics)
                 self.model.train()
                 self.loss_fn.train()
             saver.save(state, state.epoch, 0)
@@ -688,6 +741,8 @@ class Trainer:
             for k, v in (("step", state.step), ("epoch", state.epoch + 1), ("loss", loss_v),
                          ("lr", lr), ("accuracy", acc), ("img_per_s", ips)):
                 history[k].append(v)
+            self.tracker.train_step(state.step, loss=loss_v, lr=lr, img_per_s=ips, grad_norm=step_fn.grad_norm,
+                                    accuracy=acc)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_v:.4f}", lr=f"{lr:.3g}",
@@ -703,7 +758,7 @@ class Trainer:
 
 
 # ----------------------------------------------------------------- helpers
-def _clip_sharded(params: Sequence[nn.Parameter], sharded: Sequence[nn.Parameter], max_norm: float) -> None:
+def _clip_sharded(params: Sequence[nn.Parameter], sharded: Sequence[nn.Parameter], max_norm: float) -> torch.Tensor:
     """clip_grad_norm_ over replicated ``params`` and rank-local ``sharded``
     ones: the sharded squared norms are summed over the ranks, so every rank
     scales by the norm of the whole (unsharded) gradient."""
@@ -720,6 +775,7 @@ def _clip_sharded(params: Sequence[nn.Parameter], sharded: Sequence[nn.Parameter
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for g in (*rep_grads, *sh_grads):
         g.detach().mul_(coef.to(g.dtype))
+    return total
 
 
 def _to_cpu(value: Any) -> Any:

@@ -6,10 +6,14 @@ Imported by the plugin's ``__init__`` to build the specs, so no torch here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from harness.specs import check_range
 
-__all__ = ["TFEngineOptions", "TorchEngineOptions"]
+__all__ = ["PRECISIONS", "TFEngineOptions", "TorchEngineOptions"]
+
+#: the torch engine's ``precision`` choices (docs/precision.md)
+PRECISIONS = ("fp32", "auto", "bf16")
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,19 @@ class TorchEngineOptions:
         with a gradient scaler).
     :param channels_last: channels-last memory format on CUDA.
     :param cpu_bf16: bf16 autocast on CPU (fast on AVX-512 bf16 CPUs, but
-        numerically coarser; off by default).
+        numerically coarser; off by default).  ``precision: bf16`` says the
+        same for every device.
+    :param precision: ``fp32``: full precision on the CPU (``cpu_bf16``
+        aside); on CUDA ``amp`` and ``channels_last`` decide, as before this
+        option existed.  ``auto``: bf16 autocast + channels-last where the
+        device computes bf16 natively (CPU: oneDNN and the ``avx512_bf16``
+        or ``amx_bf16`` flag; CUDA: ``torch.cuda.is_bf16_supported()``),
+        else as ``fp32``.  ``bf16``: bf16 autocast + channels-last on any
+        device (slow where emulated).  Weights, optimizer state and the
+        loss stay float32 in every case (docs/precision.md).
+    :param compile: wrap the model in ``torch.compile`` for training (the
+        checkpoints hold the plain model's weights); the first steps pay
+        the compilation.
     :param deterministic: deterministic algorithms where cheap (cuDNN
         deterministic, no benchmark mode, ``use_deterministic_algorithms``
         in warn-only mode).
@@ -43,6 +59,8 @@ class TorchEngineOptions:
     step_milestones: tuple[float, ...] = (0.5, 0.75)
     step_gamma: float = 0.1
     threads: int = 0
+    precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_range("torch.pk_k", self.pk_k, 1, 1024, integer=True)
@@ -55,6 +73,9 @@ class TorchEngineOptions:
         if not 0.0 < self.step_gamma <= 1.0:
             raise ValueError(f"step_gamma must be in (0, 1], got {self.step_gamma}")
         check_range("torch.threads", self.threads, 0, 1024, integer=True)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"torch.precision={self.precision!r}: expected one of {', '.join(PRECISIONS)} "
+                             "(e.g. -o torch.precision=auto)")
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,16 @@ class TFEngineOptions:
         (it must be set before TensorFlow first runs an op).
     :param deterministic: deterministic TensorFlow ops
         (``tf.config.experimental.enable_op_determinism``).
+    :param precision: as the torch engine's: ``fp32`` (``amp`` / ``cpu_bf16``
+        decide), ``auto`` (Keras ``mixed_bfloat16`` where the device computes
+        bf16 natively) or ``bf16`` (``mixed_bfloat16`` on any device).  The
+        embedding head, the loss and every variable stay float32 (docs/tf.md).
+    :param amp: on a GPU, Keras ``mixed_float16`` with dynamic loss scaling.
+    :param cpu_bf16: on the CPU, ``mixed_bfloat16``.
+    :param mirrored: with device ``auto``, train on every GPU (or every logical
+        CPU device) with ``tf.distribute.MirroredStrategy`` when there are several.
+    :param saved_model: write the trained backbone as a TensorFlow SavedModel to
+        ``<run>/saved_model/`` when training ends.
     """
 
     pk_k: int = 4
@@ -80,6 +111,11 @@ class TFEngineOptions:
     step_gamma: float = 0.1
     threads: int = 0
     deterministic: bool = True
+    precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    amp: bool = True
+    cpu_bf16: bool = False
+    mirrored: bool = True
+    saved_model: bool = True
 
     def __post_init__(self) -> None:
         check_range("tf.pk_k", self.pk_k, 1, 1024, integer=True)
@@ -90,3 +126,6 @@ class TFEngineOptions:
             raise ValueError(f"tf.step_milestones are fractions of training in (0, 1), got {self.step_milestones}")
         if not 0.0 < self.step_gamma <= 1.0:
             raise ValueError(f"tf.step_gamma must be in (0, 1], got {self.step_gamma}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"tf.precision={self.precision!r}: expected one of {', '.join(PRECISIONS)} "
+                             "(e.g. -o tf.precision=bf16)")

@@ -22,13 +22,18 @@ Training (:mod:`._tf_trainer`): the torch engine's seeded epoch plan,
 SGD (torch's momentum rule) or AdamW with no decay on norms, biases and PReLU
 slopes, warm-up + cosine / step / constant, gradient clipping, atomic
 checkpoints with resume, ``max_steps`` and ``time_budget`` stops, a progress
-bar with img/s and ETA, per-epoch verification through ``on_epoch_end``.
-Not yet: mixed precision, several devices (``tf.distribute``), SavedModel export.
+bar with img/s and ETA, per-epoch verification through ``on_epoch_end``;
+Keras mixed precision (``-o tf.precision=bf16``; ``mixed_float16`` with loss
+scaling on a GPU), ``tf.distribute.MirroredStrategy`` over several GPUs (or
+logical CPU devices), and the trained backbone written as a SavedModel to
+``<run>/saved_model/`` (:meth:`TFEngine.export_saved_model`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import random
 import sys
 import time
@@ -45,7 +50,7 @@ from .options import TFEngineOptions
 from ._data import ImageTransform, TrainOutcome, embed_source
 from ._tf_backbones import FLOPS_METHOD, build_keras_backbone, keras_flops, keras_param_count, transfer_weights
 from ._tf_losses import build_tf_loss, transfer_loss
-from ._tf_trainer import TFTrainer, read_checkpoint, to_hwc
+from ._tf_trainer import CHECKPOINT_NAME, TFTrainer, precision_policy, precision_scope, read_checkpoint, to_hwc
 
 __all__ = ["TFEngine", "TrainOutcome", "build", "tfrecord_dataset"]
 
@@ -74,7 +79,7 @@ class TFEngine:
     def __init__(self, options: TFEngineOptions | None = None) -> None:
         self.options = options or TFEngineOptions()
         _set_threads(self.options.threads)
-        self._infer: dict[int, tuple[Any, Callable]] = {}
+        self._infer: dict[tuple[int, str], tuple[Any, Callable]] = {}
 
     # ------------------------------------------------------------- basics
     def device_name(self, device: str = "auto") -> str:
@@ -92,6 +97,15 @@ class TFEngine:
                                   "use 'auto' or 'cpu'")
             return f"/GPU:{n}"
         raise ConfigError(f"device {device!r} is not a TensorFlow device ('auto', 'cpu', 'cuda', 'cuda:1')")
+
+    def resolve_device(self, device: str = "auto") -> str:
+        """The device as a run's manifest names it: ``cpu`` or ``cuda:N``."""
+        name = self.device_name(device)
+        return "cpu" if name.startswith("/CPU") else f"cuda:{name.rsplit(':', 1)[-1]}"
+
+    def precision_label(self, device: str = "auto") -> str:
+        """What :meth:`embed` computes in on ``device`` (the manifest's ``precision``): the Keras policy."""
+        return precision_policy(self.options, self.device_name(device))
 
     def check_settings(self, settings, *, training: bool = True) -> None:
         """The device exists; ``init`` (when training) is a tf-engine checkpoint."""
@@ -187,21 +201,72 @@ class TFEngine:
 
         ``init``: a tf-engine checkpoint whose backbone weights start the
         training (ignored when resuming).  One process only (``rank`` /
-        ``world`` other than 0 / 1 are refused).
+        ``world`` other than 0 / 1 are refused); with device ``auto`` it
+        mirrors over several GPUs (``-o tf.mirrored``).  When training ends
+        the backbone is written to ``workdir/saved_model/`` (``-o
+        tf.saved_model=false`` skips it).
         """
         if (world or 1) != 1 or (rank or 0) != 0:
             raise ConfigError("the tf engine trains in one process; drop --nproc-per-node or use --engine torch")
         init = init if init is not None else settings.init
+        if init and not (resume and (Path(workdir) / "checkpoints" / CHECKPOINT_NAME).is_file()):
+            self.load_model(model, init)  # before the trainer: its replicas (several devices) copy these weights
         trainer = TFTrainer(self, model, loss_fn, train_set, backbone_spec=backbone_spec, settings=settings,
                             workdir=workdir, seed=seed, sampler=sampler)
-        if init and not (resume and trainer.saver.last.is_file()):
-            self.load_model(model, init)
-        with tf.device(self.device_name(settings.device)):
-            return trainer.fit(resume=resume, on_epoch_end=on_epoch_end, progress=progress)
+        # one device: pinned here; several: the strategy places each replica's work itself
+        place = tf.device(self.device_name(settings.device)) if trainer.strategy is None else contextlib.nullcontext()
+        with place:
+            outcome = trainer.fit(resume=resume, on_epoch_end=on_epoch_end, progress=progress)
+        if self.options.saved_model:
+            self.export_saved_model(outcome.model, Path(workdir) / "saved_model", backbone_spec=backbone_spec,
+                                    about={"steps": outcome.steps, "stopped_by": outcome.stopped_by})
+        return outcome
+
+    # --------------------------------------------------------------- export
+    def export_saved_model(self, model, path: str | Path, *, backbone_spec,
+                           about: Mapping[str, Any] | None = None) -> Path:
+        """Write ``model`` as a TensorFlow SavedModel folder (built aside, then renamed into place).
+
+        Endpoints (``tf.saved_model.load(path).serve(x)``): ``serve`` (also
+        ``serving_default``) takes normalised float32 ``(N, H, W, 3)`` images,
+        as :meth:`embed` feeds the model; ``serve_rgb`` takes RGB uint8 images
+        at the input size and normalises them with the backbone's mean and
+        std.  Both return float32 ``(N, D)`` embeddings computed in float32.
+        ``assets.extra/facebench.json`` states the preprocessing.
+        """
+        from harness.atomic import atomic_dir
+
+        h, w = (int(v) for v in model.input_shape[1:3])
+        mean = np.asarray(backbone_spec.mean, dtype=np.float32).reshape(1, 1, 1, 3)
+        inv_std = (1.0 / np.asarray(backbone_spec.std, dtype=np.float32)).reshape(1, 1, 1, 3)  # as ImageTransform
+
+        def serve(image):
+            return tf.cast(model(image, training=False), tf.float32)
+
+        def serve_rgb(rgb):
+            return serve((tf.cast(rgb, tf.float32) - mean) * inv_std)
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec((None, h, w, 3), tf.float32)])
+        archive.add_endpoint("serve_rgb", serve_rgb, input_signature=[tf.TensorSpec((None, h, w, 3), tf.uint8)])
+        info = {"format": "facebench-saved-model", "backbone": getattr(backbone_spec, "name", model.name),
+                "input_size": [h, w], "layout": "nhwc", "color": "rgb",
+                "mean": [float(v) for v in backbone_spec.mean], "std": [float(v) for v in backbone_spec.std],
+                "embedding_size": int(model.output_shape[-1]), "weights_sha256": self.weights_sha256(model),
+                "endpoints": {"serve": "normalised float32 NHWC", "serve_rgb": "RGB uint8 NHWC"},
+                **dict(about or {})}
+        path = Path(path)
+        with atomic_dir(path, overwrite=True) as tmp:
+            archive.write_out(str(tmp), verbose=False)
+            (tmp / "assets.extra").mkdir(exist_ok=True)
+            (tmp / "assets.extra" / "facebench.json").write_text(json.dumps(info, indent=2) + "\n")
+        return path
 
     # ------------------------------------------------------------ inference
-    def _forward(self, model) -> Callable:
-        key = id(model)
+    def _forward(self, model, policy: str = "float32") -> Callable:
+        """The model's inference function, traced once per precision policy."""
+        key = (id(model), policy)
         if key not in self._infer or self._infer[key][0] is not model:
             self._infer[key] = (model, tf.function(lambda x: model(x, training=False), reduce_retracing=True))
         return self._infer[key][1]
@@ -216,7 +281,8 @@ class TFEngine:
         get, count = embed_source(images, n, flip=flip, batch_size=batch_size)
         size = tuple(int(s) for s in model.input_shape[1:3])
         transform = ImageTransform(size, backbone_spec.mean, backbone_spec.std)
-        forward = self._forward(model)
+        policy = precision_policy(self.options, self.device_name(device))
+        forward = self._forward(model, policy)
         out: list[np.ndarray] = []
         bar = None
         if progress:
@@ -224,7 +290,7 @@ class TFEngine:
 
             bar = tqdm(total=count, unit="img", desc="embed (tf)", dynamic_ncols=True, file=sys.stderr)
         try:
-            with tf.device(self.device_name(device)):
+            with tf.device(self.device_name(device)), precision_scope(model, policy):
                 for start in range(0, count, batch_size):
                     idx = range(start, min(count, start + batch_size))
                     x = tf.constant(np.stack([to_hwc(transform, get(i)) for i in idx]))

@@ -110,6 +110,13 @@ class TorchEngine:
             )
         return dev
 
+    def precision_label(self, device: str = "auto") -> str:
+        """What :meth:`embed` computes in on ``device`` (the manifest's ``precision``)."""
+        p = Precision.for_device(self.resolve_device(device), self.options)
+        if p.amp_dtype is None:
+            return "float32"
+        return f"{str(p.amp_dtype).removeprefix('torch.')} autocast" + (" + channels_last" if p.channels_last else "")
+
     def check_settings(self, settings, *, training: bool = True) -> None:
         """Check what a run will ask of the engine before any work starts.
 

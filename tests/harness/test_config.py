@@ -135,6 +135,23 @@ def test_option_changes_change_the_hash():
     assert a.config_hash() == RunConfig(backbones=("lresnet50",)).expand(_registry())[0].config_hash()
 
 
+def test_a_model_file_counts_by_its_content_not_its_path(tmp_path):
+    """Issue 15: a model replaced at the same path is a new run, never the finished old one."""
+    base = RunConfig(backbones=("lresnet50",)).expand(_registry())[0]
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"first model")
+    spec = dataclasses.replace(base, options={"onnx": {"model": str(model), "batch_size": 8}})
+    first = spec.config_hash()
+    assert first != base.config_hash()
+    assert spec.config_hash() == first  # same bytes, same hash
+    model.write_bytes(b"second model, same path")
+    assert spec.config_hash() != first
+    model.write_bytes(b"first model")
+    assert spec.config_hash() == first  # content, not mtime
+    missing = dataclasses.replace(base, options={"onnx": {"model": str(tmp_path / "gone.onnx")}})
+    assert missing.config_hash() == missing.config_hash()  # a path that names no file is hashed as text
+
+
 def test_parse_option_flags():
     assert parse_option_flags(["lresnet50.dropout=0.1", "arcface.margin=0.5", "arcface.scale=64"]) == {
         "lresnet50": {"dropout": "0.1"}, "arcface": {"margin": "0.5", "scale": "64"}}

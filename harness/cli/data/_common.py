@@ -56,11 +56,16 @@ class FaceCropper:
     :param detector: a registry detector name, or ``none``.
     :param size: output side in pixels; 0 keeps the image as it is (``none`` only).
     :param crop: fraction of the shorter side kept by the centre crop of ``--detector none``.
+    :param landmarker: a registry landmarker that places the five alignment points in the
+        detector's box (``--landmarker``, as in evaluation: :func:`harness.tasks._faces.refine_one`),
+        or ``none`` for the detector's own points.
     """
 
     def __init__(self, detector: str = "none", size: int = 112, crop: float = 1.0,
-                 template: str = "arcface_112") -> None:
+                 template: str = "arcface_112", landmarker: str = "none") -> None:
         self.detector_name = detector
+        self.landmarker_name = landmarker
+        self._landmarker = self._scheme = None
         self.size = size
         self.crop = crop
         self.template = template
@@ -73,6 +78,19 @@ class FaceCropper:
             from harness.registry import get_registry
 
             self._detector = get_registry().build("detector", detector)
+        if landmarker != "none":
+            self._build_landmarker(landmarker)
+
+    def _build_landmarker(self, name: str) -> None:
+        from harness.registry import get_registry
+        from harness.tasks._landmark_points import check_scheme
+
+        if self._detector is None:
+            raise ConfigError(f"--landmarker {name} places alignment points in a detected box and needs a detector "
+                              "(e.g. --detector yunet); drop --landmarker with --detector none")
+        spec = get_registry().get("landmarker", name)
+        check_scheme(spec.scheme, name)
+        self._landmarker, self._scheme = get_registry().build("landmarker", name), spec.scheme
 
     @property
     def aligned(self) -> str | None:
@@ -115,8 +133,13 @@ class FaceCropper:
         i = choose_face(det, image.shape)
         if i is None:
             return None, det
-        crop = face_crop(image, (self.size, self.size), self.template, box=det.boxes[i],
-                         landmarks=det.landmarks[i] if det.landmarks is not None else None)
+        points = det.landmarks[i] if det.landmarks is not None else None
+        if self._landmarker is not None:  # the evaluation's rule: the landmarker's points in the chosen box
+            from harness.tasks._faces import refine_one
+
+            own = np.full((5, 2), np.nan, np.float32) if points is None else points
+            points = refine_one(self._landmarker, image, (det.boxes[i], own, True, len(det)), self._scheme)[1]
+        crop = face_crop(image, (self.size, self.size), self.template, box=det.boxes[i], landmarks=points)
         return np.ascontiguousarray(crop), (det, i)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -182,6 +205,9 @@ def cropper_options(f):
     f = click.option("--detector", default="none", show_default=True,
                      help="Registry detector used to find and align faces (e.g. mtcnn, retinaface, "
                           "yunet, haar), or 'none' to centre-crop without detection.")(f)
+    f = click.option("--landmarker", default="none", show_default=True,
+                     help="Registry landmarker that places the five alignment points in the detector's box "
+                          "(e.g. dlib_68, dlib_5), or 'none' for the detector's own points.")(f)
     f = click.option("--size", default=112, show_default=True, type=click.IntRange(0, 4096),
                      help="Output crop side in pixels (arcface_112 alignment, resized); 0 keeps "
                           "images as they are.")(f)

@@ -23,7 +23,7 @@ __all__ = ["command"]
 @click.option("--fold", "folds", multiple=True, type=click.IntRange(1),
               help="Only these folds of the pairs file (1-based; repeatable). Default: all.")
 @common_options
-def command(image_dir: Path, pairs_file: Path, output: Path, size: int, detector: str, crop: float,
+def command(image_dir: Path, pairs_file: Path, output: Path, size: int, detector: str, crop: float, landmarker: str,
             quality: int, encoding: str, folds: tuple[int, ...], skip_bad: bool, progress: bool | None) -> None:
     """Write an insightface verification .bin from IMAGE_DIR and an LFW PAIRS_FILE.
 
@@ -43,7 +43,7 @@ def command(image_dir: Path, pairs_file: Path, output: Path, size: int, detector
     pairs = [p for p in parsed.pairs if not chosen or p.fold in chosen]
     if not pairs:
         raise DataError(f"{pairs_file}: no pairs in the chosen folds {sorted(folds)}")
-    cropper = FaceCropper(detector, size, crop)
+    cropper = FaceCropper(detector, size, crop, landmarker=landmarker)
     cache: dict[Path, bytes] = {}
     blobs: list[bytes] = []
     issame: list[bool] = []

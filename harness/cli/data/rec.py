@@ -29,7 +29,7 @@ def _rec_prefix(output: Path) -> Path:
 @click.option("--encoding", type=click.Choice(["jpg", "png", "original"]), default="jpg", show_default=True,
               help="How images are stored; 'original' copies each file's bytes unchanged (needs --size 0).")
 @common_options
-def command(identity_dir: Path, output: Path, size: int, detector: str, crop: float, quality: int,
+def command(identity_dir: Path, output: Path, size: int, detector: str, crop: float, landmarker: str, quality: int,
             encoding: str, skip_bad: bool, progress: bool | None) -> None:
     """Pack IDENTITY_DIR into an insightface-compatible MXNet RecordIO train.rec/.idx.
 
@@ -42,7 +42,7 @@ def command(identity_dir: Path, output: Path, size: int, detector: str, crop: fl
     if encoding == "original" and size != 0:
         raise ConfigError("--encoding original stores the files unchanged and needs --size 0")
     names, files = identity_files(identity_dir)
-    cropper = FaceCropper(detector, size, crop)
+    cropper = FaceCropper(detector, size, crop, landmarker=landmarker)
     skips = Skips(skip_bad)
     prefix = _rec_prefix(output)
     shape = (size, size) if size else None

@@ -18,7 +18,7 @@ __all__ = ["command"]
 @cropper_options
 @click.option("--encoding", type=click.Choice(["jpg", "png", "original"]), default="jpg", show_default=True)
 @common_options
-def command(identity_dir: Path, output: Path, size: int, detector: str, crop: float, quality: int,
+def command(identity_dir: Path, output: Path, size: int, detector: str, crop: float, landmarker: str, quality: int,
             encoding: str, skip_bad: bool, progress: bool | None) -> None:
     """Pack IDENTITY_DIR into a TFRecord of tf.train.Example (no TensorFlow needed).
 
@@ -30,7 +30,7 @@ def command(identity_dir: Path, output: Path, size: int, detector: str, crop: fl
     if encoding == "original" and size != 0:
         raise ConfigError("--encoding original stores the files unchanged and needs --size 0")
     names, files = identity_files(identity_dir)
-    cropper = FaceCropper(detector, size, crop)
+    cropper = FaceCropper(detector, size, crop, landmarker=landmarker)
     skips = Skips(skip_bad)
     fmt = "png" if encoding == "png" else "jpeg" if encoding == "jpg" else "original"
     items = image_items(files, cropper, encoding, quality, skips, progress, "tfrecord")

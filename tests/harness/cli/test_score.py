@@ -242,7 +242,8 @@ def test_score_prints_an_interval_per_headline_metric_over_subjects(tmp_path):
     assert "[" not in lines["tar_at_far_1e-6"]  # undefined: no interval
     data = _results(reports)
     assert data["protocol"]["intervals"] == {"level": 0.95, "method": "percentile", "unit": "subjects",
-                                             "B": 300, "seed": 4}
+                                             "B": 300, "seed": 4,
+                                             "unit_reason": "the file names the people of every pair"}
     acc = next(m for m in data["metrics"] if m["name"] == "accuracy")
     assert set(acc["meta"]["ci"]) >= {"low", "high", "level", "method", "unit", "B", "seed"}
     assert acc["ci"] == [acc["meta"]["ci"]["low"], acc["meta"]["ci"]["high"]]

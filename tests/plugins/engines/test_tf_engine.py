@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch")
 
 from facebench_plugins.engines._tf_trainer import TFOptimizer, decays  # noqa: E402
 from facebench_plugins.engines._trainer import LRSchedule, param_groups  # noqa: E402
+from facebench_plugins.engines.options import TFEngineOptions  # noqa: E402
 from facebench_plugins.engines.tf_engine import TFEngine, tfrecord_dataset  # noqa: E402
 from harness.config import TrainSettings  # noqa: E402
 from harness.errors import ConfigError, DataError  # noqa: E402
@@ -53,7 +54,7 @@ def _components(engine: TFEngine, loss: str = "am_softmax", classes: int = 4):
 
 
 def _train(tmp_path, *, resume=True, on_epoch_end=None, **settings):
-    engine = TFEngine()
+    engine = TFEngine(TFEngineOptions(saved_model=False))  # the export is tested in test_tf_features.py
     model, loss, spec = _components(engine)
     s = TrainSettings(**{"epochs": 2, "batch_size": 10, "lr": 0.05, "warmup_steps": 2, "checkpoint_every": 100,
                          **settings})
@@ -97,9 +98,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.resumed_from_step == 1 and resumed.steps == straight.steps
     assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
     for a, b in zip(resumed.model.weights, straight.model.weights):
-        # atol 1e-5: with several intra-op threads oneDNN's CPU reductions are not bit-reproducible
-        # between two TensorFlow runs, resumed or not (seen in the full suite: 5 of 2.4 M weights off by 1.5e-6)
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+        # 1e-4: with several intra-op threads oneDNN's CPU reductions are not bit-reproducible between
+        # two TensorFlow runs, resumed or not (seen: 1 of 512 weights off by 1.6e-5 in 1 of 4 runs at
+        # load 7).  A broken resume is off by > 0.1; test_tf_resume.py checks exactness on one thread.
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
     _e, again, _s = _train(tmp_path / "b")  # a finished run trains nothing more
     assert again.steps == straight.steps and again.history["loss"] == resumed.history["loss"]
     with pytest.raises(ConfigError, match="another training plan"):
@@ -206,6 +208,7 @@ def test_harness_run_engine_tf_trains_and_reports(tmp_path):
     training = res["sections"]["training"]
     assert training["steps"] == 2 and training["stopped_by"] == "max_steps"
     assert (run / "checkpoints" / "last.tf.npz").is_file() and (tmp_path / "index.html").is_file()
+    assert (run / "saved_model" / "saved_model.pb").is_file()  # the trained backbone, exported
     assert any(m["name"] == "accuracy" for m in res["metrics"])
 
 

@@ -103,7 +103,7 @@ def test_iou_and_crop_clip_to_the_image():
 
 
 def test_landmarker_runs_refuse_other_components_and_data_without_landmarks():
-    with pytest.raises(ConfigError, match="--landmarker runs the landmarks benchmark on its own"):
+    with pytest.raises(ConfigError, match="not of detection runs; drop --landmarker there, or run it alone"):
         RunConfig(landmarkers=("dlib_68",), detectors=("yunet",), eval=("aflw2000",)).expand(_REG)
     (run,) = RunConfig(landmarkers=("dlib_68",), eval=("att",)).expand(_REG)
     assert run.task == "landmarks" and run.train == ()

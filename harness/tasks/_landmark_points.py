@@ -1,0 +1,113 @@
+"""A landmarker's points → the five points alignment uses (``--landmarker NAME`` in every task).
+
+Alignment (:func:`harness.align.align`) maps five points — left eye centre, right eye
+centre, nose tip, left and right mouth corner (image left / right) — onto a template.  A
+landmarker gives its own scheme (:data:`harness.metrics.landmarks.SCHEMES`):
+
+* a scheme that names the five (``ibug_68``, ``wflw_98``, ``cofw_29``, ``aflw_19``,
+  ``five``): those points, read by the scheme (an eye centre is the mean of its contour
+  where the scheme has no pupil);
+* a scheme that does not (``dlib_5``: four eye corners and the base of the nose, no
+  mouth): the five are *completed* from a reference face — the least-squares similarity
+  transform (Umeyama 1991) that maps the reference's copy of the points the scheme does
+  have onto the predicted ones carries the reference's five into the image.  The
+  reference is dlib's mean face shape (the 68-point average ``get_face_chip_details``
+  aligns to, in dlib's ``image_transforms/interpolation.h``), so ``dlib_5`` completes to
+  where ``dlib_68`` would put the mouth corners on an average face.  Mouth corners that
+  come from a reference move with the eyes and nose only: expression is not seen.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.metrics import landmarks as L
+from harness.metrics._checks import MetricInputError
+from harness.metrics.tracking import similarity_fit
+
+__all__ = ["FIVE_RULE", "REFERENCE_68", "alignment_points", "check_scheme", "five_rule"]
+
+#: dlib's mean face (unit square, x right, y down) at the 68-point indices the schemes'
+#: semantic points use: eye contours 36-47, nose tip 30, subnasale 33, mouth corners 48 / 54
+REFERENCE_68: Mapping[int, tuple[float, float]] = MappingProxyType({
+    30: (0.490127, 0.515625), 33: (0.490127, 0.628106),
+    36: (0.121737, 0.216423), 37: (0.187122, 0.178758), 38: (0.265825, 0.179852),
+    39: (0.334606, 0.231733), 40: (0.260918, 0.245099), 41: (0.182743, 0.244077),
+    42: (0.645647, 0.231733), 43: (0.714428, 0.179852), 44: (0.793132, 0.178758),
+    45: (0.858516, 0.216423), 46: (0.797510, 0.244077), 47: (0.719335, 0.245099),
+    48: (0.254149, 0.780233), 54: (0.726104, 0.780233),
+})
+
+#: the semantic points a completion may be fitted on (every one the reference has)
+_FIT_ON = ("left_eye_outer", "left_eye_inner", "right_eye_inner", "right_eye_outer", "left_eye_centre",
+           "right_eye_centre", "nose_tip", "subnasale", "mouth_left", "mouth_right")
+
+FIVE_RULE = "the scheme's own eye centres, nose tip and mouth corners"
+
+
+def _reference() -> np.ndarray:
+    ref = np.full((68, 2), np.nan)
+    for i, xy in REFERENCE_68.items():
+        ref[i] = xy
+    return ref
+
+
+def _fit_names(scheme: str) -> tuple[str, ...]:
+    s = L.get_scheme(scheme)
+    return tuple(n for n in _FIT_ON if n in s.points)
+
+
+def check_scheme(scheme: str, name: str) -> None:
+    """Raise a one-line :class:`ConfigError` when landmarker ``name`` (scheme ``scheme``) cannot place
+    the five alignment points: it names neither them nor three points to complete them from."""
+    s = L.get_scheme(scheme)
+    if all(n in s.points for n in L.COMMON_FIVE):
+        return
+    if len(_fit_names(scheme)) < 3:
+        raise ConfigError(f"--landmarker {name}: its points ({scheme}) name neither the five alignment points nor "
+                          "three eye / nose / mouth points to complete them from; use a landmarker with eye, nose "
+                          "and mouth points (dlib_68, dlib_5, mtcnn, retinaface, yunet)")
+
+
+def five_rule(scheme: str) -> str:
+    """How the five alignment points come from ``scheme`` (stated in the protocol)."""
+    s = L.get_scheme(scheme)
+    if all(n in s.points for n in L.COMMON_FIVE):
+        return FIVE_RULE
+    return (f"completed from dlib's mean face fitted (similarity) to the {len(_fit_names(scheme))} points "
+            f"{', '.join(_fit_names(scheme))}")
+
+
+def alignment_points(shape: np.ndarray, scheme: str) -> np.ndarray:
+    """(5, 2) float32 alignment points of one face's ``shape`` (P, 2) in ``scheme``; NaN when the
+    shape has a non-finite point among those used, or they all sit at one place."""
+    s = L.get_scheme(scheme)
+    shape = np.asarray(shape, np.float64).reshape(-1, 2)
+    if len(shape) != s.num_points:
+        raise ConfigError(f"a {scheme} landmarker returned {len(shape)} points per face, expected {s.num_points}; "
+                          "its spec's num_points / scheme are wrong")
+    if all(n in s.points for n in L.COMMON_FIVE):
+        return _usable(s.semantic(shape, L.COMMON_FIVE))
+    names = _fit_names(scheme)
+    have = s.semantic(shape, names)
+    if len(names) < 3 or not np.isfinite(have).all():
+        return np.full((5, 2), np.nan, np.float32)
+    ref68 = L.get_scheme("ibug_68")
+    ref = _reference()
+    try:
+        m = similarity_fit(ref68.semantic(ref, names), have)
+    except MetricInputError:  # every point at one place: nothing to align to
+        return np.full((5, 2), np.nan, np.float32)
+    five = ref68.semantic(ref, L.COMMON_FIVE)
+    return _usable(five @ m[:2, :2].T + m[:2, 2])
+
+
+def _usable(five: np.ndarray) -> np.ndarray:
+    """``five`` as float32, or NaN when they cannot align a face (non-finite, or all at one place)."""
+    if not np.isfinite(five).all() or np.ptp(five, axis=0).max() < 1e-6:
+        return np.full((5, 2), np.nan, np.float32)
+    return five.astype(np.float32)
