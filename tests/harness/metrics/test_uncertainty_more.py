@@ -25,6 +25,7 @@ from harness.metrics.uncertainty import (
     subject_design,
     verification_intervals,
 )
+from test_uncertainty_tasks import _repeat  # a trial list materialised with each search repeated
 
 
 # ------------------------------------------------------- rank-1 hit rate at an FPIR
@@ -44,13 +45,6 @@ def _searches(rng, n_mated=200, n_non=200, gallery=30, mu=2.5, n_ids=60, ties=Fa
     return (ids, np.r_[rank, np.zeros(n_non, np.int64)], np.r_[mate, np.full(n_non, np.nan)], np.r_[top_m, top_n])
 
 
-def _repeat(trials, weights):
-    out, start = [], 0
-    for ids, rank, mate, top in trials:
-        w = weights[start:start + len(rank)]
-        start += len(rank)
-        out.append(tuple(np.repeat(a, w) for a in (ids, rank, mate, top)))
-    return out
 
 
 @pytest.mark.parametrize("unit", ["subjects", "probes"])

@@ -16,6 +16,7 @@ from harness.tasks._one_euro import OneEuroFilter, alpha
 from harness.tasks.tracking import Follower, TrackerSettings, rigid_points
 from harness.types import BoxInitialisedLandmarker, Detections
 from tests.conftest import need_data
+from test_tracking import _frames  # the same numbered blank frames
 
 TEMPLATE = np.array([[-1.0, -0.6], [1.0, -0.6], [0.0, 0.1], [-0.7, 0.8], [0.7, 0.8]])  # five points
 
@@ -56,13 +57,6 @@ class BoxAt:
         return Detections(np.r_[c - 27, c + 23][None], np.ones(1))
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    out = []
-    for t in range(n):
-        f = np.zeros((300, 500, 3), np.uint8)
-        f[0, 0, 0] = t
-        out.append(f)
-    return out
 
 
 def _follow(path: np.ndarray, **settings):
