@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from harness.report import _format as F
+from harness.report._diagnostics import thumbnail_list
 from harness.report.context import Section
 
 __all__ = ["detection_gallery_section"]
@@ -50,7 +51,5 @@ def detection_gallery_section(results: Mapping[str, Any]) -> Section | None:
     legend = " ".join(f'<span style="color:{c}">■</span> {escape(k)}' for k, c in _SWATCH.items())
     items = "".join(_image(_dict(i)) for i in (g.get("images") or []) if isinstance(i, dict))
     body = items or '<li style="color:var(--muted)">no errors at this threshold</li>'
-    figure = Markup(f'<figure class="chart gallery"><figcaption><strong>Missed and false faces</strong> '
-                    f'<span>{legend}</span></figcaption><ul style="list-style:none;padding:0;margin:6px 0 0;'
-                    f'display:flex;flex-wrap:wrap;gap:10px">{body}</ul></figure>')
+    figure = thumbnail_list("Missed and false faces", legend, body, gap=10)
     return Section(id="detection-gallery", title="Failure gallery", notes=notes, plots=[figure])

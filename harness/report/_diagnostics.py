@@ -22,7 +22,7 @@ from harness.report._svg import PALETTE, Series, line_chart
 from harness.report.context import Cell, Column, KeyValue, Section, Table
 
 __all__ = ["bar_chart", "demographics_section", "diagnostic_sections", "gallery_figure", "gallery_section",
-           "quality_section"]
+           "quality_section", "thumbnail_list"]
 
 _num = finite_float
 _DATA_URI = re.compile(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+")
@@ -201,18 +201,24 @@ def gallery_figure(title: str, pairs: Sequence[Mapping[str, Any]], caption: str)
             f'<br><span class="mono">{escape(str(a.get("file", "")))}</span>'
             f'<br><span class="mono">{escape(str(b.get("file", "")))}</span></div></li>')
     body = "".join(cells) or '<li style="color:var(--muted)">none at this threshold</li>'
+    return thumbnail_list(title, escape(caption), body, wrap=False)
+
+
+def thumbnail_list(title: str, caption: str, items: str, *, wrap: bool = True, gap: int = 8) -> Markup:
+    """A page gallery: a captioned list of thumbnails, in a wrapping row (``wrap``) or a column.
+
+    ``caption`` and ``items`` are HTML the caller has escaped; ``title`` is text."""
+    row = f"display:flex;flex-wrap:wrap;gap:{gap}px" if wrap else ""
     return Markup(f'<figure class="chart gallery"><figcaption><strong>{escape(title)}</strong> '
-                  f'<span>{escape(caption)}</span></figcaption>'
-                  f'<ul style="list-style:none;padding:0;margin:6px 0 0">{body}</ul></figure>')
+                  f'<span>{caption}</span></figcaption>'
+                  f'<ul style="list-style:none;padding:0;margin:6px 0 0;{row}">{items}</ul></figure>')
 
 
 def _fallback_figure(images: Sequence[Mapping[str, Any]], total: Any) -> Markup:
     cells = "".join(f'<li style="text-align:center;font-size:11px">{_thumb(_dict(i))}<br>'
                     f'<span class="mono">{escape(str(_dict(i).get("file", "")))}</span></li>' for i in images)
-    return Markup(f'<figure class="chart gallery"><figcaption><strong>Detection fell back</strong> '
-                  f'<span>{escape(F.fmt_count(total))} image(s) with no face found: the centre crop that was '
-                  f'embedded</span></figcaption><ul style="list-style:none;padding:0;margin:6px 0 0;display:flex;'
-                  f'flex-wrap:wrap;gap:8px">{cells}</ul></figure>')
+    return thumbnail_list("Detection fell back", f"{escape(F.fmt_count(total))} image(s) with no face found: "
+                          "the centre crop that was embedded", cells)
 
 
 def _presentations_figure(title: str, items: Sequence[Any], caption: str) -> Markup:
@@ -226,9 +232,7 @@ def _presentations_figure(title: str, items: Sequence[Any], caption: str) -> Mar
                      f'<br>{escape(str(it.get("species") or "bona fide"))}'
                      f'<br><span class="mono">{escape(str(it.get("file", "")))}</span></li>')
     body = "".join(cells) or '<li style="color:var(--muted)">none</li>'
-    return Markup(f'<figure class="chart gallery"><figcaption><strong>{escape(title)}</strong> '
-                  f'<span>{escape(caption)}</span></figcaption><ul style="list-style:none;padding:0;margin:6px 0 0;'
-                  f'display:flex;flex-wrap:wrap;gap:8px">{body}</ul></figure>')
+    return thumbnail_list(title, escape(caption), body)
 
 
 def _liveness_gallery(g: Mapping[str, Any]) -> Section:
