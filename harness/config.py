@@ -118,6 +118,10 @@ COMPONENT_FLAGS: Mapping[str, tuple[str, str]] = {
     "inpainter": ("inpainters", "inpainter"),
 }
 
+#: tasks whose faces ``--landmarker`` can align beside a model (the detector finds the box, the landmarker
+#: places the five points): everything that crops faces by five-point alignment
+LANDMARKER_TASKS = ("recognition", "inpainting", "liveness")
+
 #: The largest config file read (a run config is a few hundred bytes).
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -813,6 +817,10 @@ class RunConfig:
         if self.flip_test and not any("backbone" in r.components for r in runs):
             raise ConfigError(f"--flip-test {self.flip_test}: only backbone runs take it; a recognizer states its "
                               "own flip fusion (e.g. -o onnx.flip=sum): drop --flip-test or add --backbone")
+        if self.engine and not any("backbone" in r.components for r in runs):
+            raise ConfigError(f"--engine {self.engine}: only backbone runs take an engine; recognizers, detectors, "
+                              "landmarkers, liveness models and inpainters run on their own runtimes: drop --engine "
+                              "or add --backbone")
         return runs
 
     def with_default_run(self) -> "RunConfig":
@@ -882,17 +890,31 @@ class RunConfig:
         return [("landmarks", {"landmarker": name}) for name in self.landmarkers]
 
     def _aligned_by_landmarker(self, others: list[str]) -> list[tuple[str, dict[str, str]]]:
-        """``--landmarker`` beside a recognition or inpainting model: each of that grid's runs once per
-        landmarker, which places the five alignment points in the detector's box (docs/landmarks.md)."""
+        """``--landmarker`` beside a recognition, inpainting or liveness model: each of that grid's runs
+        once per landmarker, which places the five alignment points in the detector's box
+        (docs/landmarks.md).  A liveness model that cuts its own patches from the box refuses it
+        (:meth:`_check_landmarker_target`, with the registry)."""
         base = dataclasses.replace(self, landmarkers=())._combos()
-        wrong = sorted({task for task, _ in base if task not in ("recognition", "inpainting")})
+        wrong = sorted({task for task, _ in base if task not in LANDMARKER_TASKS})
         if wrong or not base:
             raise ConfigError(
                 f"--landmarker with {', '.join(others)}: a landmarker places the alignment points of recognition, "
-                f"identification and inpainting runs (a --backbone, --recognizer or --inpainter), not of "
-                f"{', '.join(wrong) or 'these'} runs; drop --landmarker there, or run it alone for the landmarks "
-                "benchmark")
+                f"identification, inpainting and liveness runs (a --backbone, --recognizer, --inpainter or "
+                f"--liveness), not of {', '.join(wrong) or 'these'} runs; drop --landmarker there, or run it alone "
+                "for the landmarks benchmark")
         return [(task, {**comps, "landmarker": name}) for task, comps in base for name in self.landmarkers]
+
+    @staticmethod
+    def _check_landmarker_target(specs: Mapping[str, Any]) -> None:
+        """A liveness model beside ``--landmarker`` must align its crops on points (the rule:
+        :func:`harness.tasks.liveness.landmarker_refusal`)."""
+        if "landmarker" not in specs or "liveness" not in specs:
+            return
+        from harness.tasks.liveness import landmarker_refusal
+
+        refusal = landmarker_refusal(specs["liveness"], specs["landmarker"].name)
+        if refusal:
+            raise ConfigError(refusal)
 
     def _check_inpainting_verifiers(self, backbones: tuple[str, ...]) -> None:
         """An inpainting run's backbone is its verifier: pretrained weights, nothing to train."""
@@ -947,6 +969,7 @@ class RunConfig:
                 )
             if self.engine and b is not None:
                 self._check_engine(registry, specs)
+            self._check_landmarker_target(specs)
 
     def _check_engine(self, registry: "Registry", specs: Mapping[str, Any]) -> None:
         """``--engine``: a known engine that runs the backbone's framework or adapts these components."""

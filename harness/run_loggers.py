@@ -27,7 +27,10 @@ Writers:
   ``MLFLOW_TRACKING_URI`` when set, else a file store in ``<reports>/mlruns``;
   the experiment is ``MLFLOW_EXPERIMENT_NAME`` or ``facebench``.  The run's id
   is kept in ``<run folder>/mlflow.json``, so a resumed training run and its
-  report land in the same MLflow run.
+  report land in the same MLflow run.  Whatever ran the grid records it when
+  the grid ends: ``harness run`` in one process, rank 0 under torchrun, and
+  under ``--launcher slurm|submitit-local`` each job its own cell, into the
+  store and experiment of the submitting process (:func:`job_tracking`).
 
 The selection (``harness run --log``, ``training.log``) is a tuple of names:
 ``()`` — the default — opens TensorBoard when the ``tensorboard`` package is
@@ -59,8 +62,8 @@ from harness.errors import ConfigError
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "LOGGERS", "MLFLOW_MARKER", "TENSORBOARD_DIR", "MLflowLogger", "RunLoggers",
-    "TensorBoardLogger", "flatten_params", "normalise_selection", "open_training_loggers", "record_grid",
-    "record_run", "require", "resolve", "tracking_uri",
+    "TensorBoardLogger", "experiment_name", "flatten_params", "job_tracking", "normalise_selection",
+    "open_training_loggers", "record_grid", "record_run", "require", "resolve", "tracking_uri",
 ]
 
 #: logger name -> the module that must be importable
@@ -371,17 +374,7 @@ class MLflowLogger:
             fh.write(json.dumps(data, indent=1))
 
     def _experiment_id(self) -> str:
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or DEFAULT_EXPERIMENT
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self.client.create_experiment(name)
-        except Exception:  # created meanwhile by a parallel run
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
+        return _experiment_id(self.client)
 
     def _open_run(self) -> str:
         known = self.read_marker().get("run_id")
@@ -430,6 +423,26 @@ class MLflowLogger:
     def close(self, status: str = "finished") -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status=_MLFLOW_STATUS.get(status, "FAILED"))
+
+
+def experiment_name() -> str:
+    """``MLFLOW_EXPERIMENT_NAME`` when set, else :data:`DEFAULT_EXPERIMENT`."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or DEFAULT_EXPERIMENT
+
+
+def _experiment_id(client: Any) -> str:
+    """The id of the experiment runs go to (:func:`experiment_name`), created when missing."""
+    name = experiment_name()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # created meanwhile by a parallel run
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def _read_marker(folder: Path, uri: str) -> dict[str, Any]:
@@ -523,6 +536,33 @@ def record_run(run_folder: str | Path) -> bool:
     lg.write_marker(recorded=status)
     lg.close(status)
     return True
+
+
+def job_tracking(reports_dir: str | Path, selection: Sequence[str]) -> dict[str, str]:
+    """Before the cells of a grid go out as separate jobs (``--launcher slurm|submitit-local``):
+    the environment that makes every job record into the submitting process's MLflow store and
+    experiment (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``), with the experiment created
+    here once — jobs starting together would otherwise each create one of the same name in a file
+    store.  ``{}`` when the selection has no ``mlflow``.
+
+    :raises ConfigError: the store cannot be opened (before anything is submitted).
+    """
+    if "mlflow" not in resolve(selection):
+        return {}
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(reports_dir)
+    _allow_file_store(uri)
+    try:
+        _experiment_id(MlflowClient(tracking_uri=uri))
+    except Exception as exc:  # noqa: BLE001 - any store error is a configuration problem here
+        raise ConfigError(f"--log mlflow: cannot open the MLflow experiment {experiment_name()!r} in {uri} "
+                          f"({one_line(exc, 200)}); check MLFLOW_TRACKING_URI or unset it for the file store "
+                          "under --reports") from exc
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment_name()}
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE"):
+        env["MLFLOW_ALLOW_FILE_STORE"] = os.environ["MLFLOW_ALLOW_FILE_STORE"]
+    return env
 
 
 def record_grid(reports_dir: str | Path, config_hashes: Sequence[str], selection: Sequence[str]) -> list[str]:

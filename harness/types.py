@@ -13,8 +13,9 @@ Every built object's contract is a :class:`typing.Protocol` here
 :class:`TrainData`, :class:`VerificationData`, :class:`DetectionData`,
 :class:`LivenessData`, :class:`LandmarkData`).  Optional capabilities are Protocols of their own
 (:class:`SelfAligningRecognizer`, :class:`BoxInitialisedLandmarker`, :class:`FaceScoringLiveness`,
-:class:`MaskEstimatingInpainter`, :class:`RestoringWithMasks`): a task asks
-``isinstance(obj, Capability)``, never a component's name.
+:class:`MaskEstimatingInpainter`, :class:`RestoringWithMasks`, and a detection dataset's
+:class:`ScoredDetectionData`): a task asks ``isinstance(obj, Capability)``, never a
+component's name.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ __all__ = [
     "Detector", "Engine", "FaceScoringLiveness", "IdentityGuidedInpainter", "ImageSet", "Inpainter",
     "LandmarkData", "LandmarkSample", "LandmarkSet", "Landmarker",
     "LivenessData", "LivenessModel", "MaskEstimatingInpainter", "PairSet", "Recognizer", "RestoringWithMasks",
-    "RunLogger", "SelfAligningRecognizer", "TrainData", "TrainableInpainter", "VerificationData", "VerificationSuite",
+    "RunLogger", "ScoredDetectionData", "SelfAligningRecognizer", "TrainData", "TrainableInpainter",
+    "VerificationData", "VerificationSuite",
     "crop_template", "own_alignment",
 ]
 
@@ -439,6 +441,27 @@ class VerificationSuite(Protocol):
 @runtime_checkable
 class DetectionData(Protocol):
     """A dataset that offers images with ground-truth boxes."""
+
+    def detection(self) -> DetectionSet: ...
+
+
+@runtime_checkable
+class ScoredDetectionData(Protocol):
+    """A detection dataset that names the protocol its ground truth is scored with, so the
+    detection task picks the evaluation from the data, never from the dataset's name.
+
+    ``detection_protocol`` is one of the protocols the detection task knows
+    (``harness.tasks.detection.PROTOCOLS``):
+
+    * ``"wider"``: WIDER FACE AP at IoU 0.5 on the settings easy / medium / hard.  The dataset
+      takes the option ``difficulty`` (``easy`` / ``medium`` / ``hard``); built with it, each
+      sample's ``ignore`` flags the faces outside that setting's keep-list.
+    * ``"fddb"``: the FDDB discrete ROC (Jain & Learned-Miller 2010).  Each sample's
+      ``info["ellipses"]`` holds its (M, 5) ground-truth ellipses ``major radius, minor radius,
+      angle (radians), centre x, centre y``; ``boxes`` are their bounding boxes.
+    """
+
+    detection_protocol: str
 
     def detection(self) -> DetectionSet: ...
 

@@ -273,7 +273,7 @@ def detection_summary(
         pts = []
         for n in fddb_fp_points:
             v = fddb.tpr_at_fp(n)
-            metrics.append(Metric(f"fddb_tpr_at_{n}_fp", v, "higher",
+            metrics.append(Metric(f"fddb_tpr_at_fp_{n}", v, "higher",
                                   "FDDB discrete score (overlap > 0.5), bipartite matching"))
             pts.append({"false_positives": int(n), "tpr": v})
         sections["fddb"] = {"n_faces": fddb.n_faces, "points": pts}

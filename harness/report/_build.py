@@ -22,6 +22,7 @@ from harness.report import _format as F
 from harness.report._bin_suite import suite_grid_section, suite_section
 from harness.report._detection_gallery import detection_gallery_section
 from harness.report._diagnostics import diagnostic_sections
+from harness.report._fddb_roc import fddb_roc_section
 from harness.report._identification_grid import identification_grid_plots, identification_grid_section
 from harness.report._model_card import add_cost_columns, manifest_grid_section, manifest_section, model_card_section
 from harness.report._pipeline_section import pipeline_section
@@ -932,6 +933,7 @@ def build_run_page(results: Mapping[str, Any], *, index_href: str, grid_href: st
     sections += [s for s in (model_card_section(results), manifest_section(results)) if s]
     sections += [s for s in (pipeline_section(results),) if s]  # workers, seconds per stage, img/s
     sections += diagnostic_sections(results)  # demographics, failure gallery, EVRC (harness/report/_diagnostics.py)
+    sections += [s for s in (fddb_roc_section(results),) if s]  # FDDB discrete ROC (detection)
     sections += [s for s in (detection_gallery_section(results),) if s]  # missed / false faces drawn (detection)
     s = E.published_section(results, by_name)
     if s:

@@ -27,7 +27,7 @@ __all__ = ["add_cost_columns", "manifest_grid_section", "manifest_mismatches", "
 _MANIFEST_FIELDS = (
     ("alignment", "Alignment template"), ("input_size", "Crop size"), ("color", "Colour order"),
     ("normalisation", "Normalisation"), ("flip", "Flip fusion"), ("batch_size", "Batch size"),
-    ("batching", "Batching"), ("precision", "Precision"), ("device", "Device"),
+    ("batching", "Batching"), ("engine", "Engine"), ("precision", "Precision"), ("device", "Device"),
     ("model_sha256", "Model sha256"), ("model_sha256_of", "sha256 of"),
 )
 #: accuracy metrics set beside the cost, when the run has them
@@ -142,6 +142,10 @@ def manifest_section(results: Mapping[str, Any]) -> Section | None:
     for key, label in _MANIFEST_FIELDS:
         if m.get(key) not in (None, ""):
             items.append(KeyValue(label, F.fmt_value(m[key]), mono=key in ("model_sha256", "normalisation")))
+    lm = _dict(m.get("landmarker"))
+    if lm:  # --landmarker placed the alignment points
+        items.append(KeyValue("Landmarker", f"{lm.get('name')} ({lm.get('scheme')}): {lm.get('points')}"
+                                            + (f"; {lm['five']}" if lm.get("five") else "")))
     runtimes = _dict(m.get("runtimes"))
     if runtimes:
         items.append(KeyValue("Runtimes", ", ".join(f"{k} {v or 'not installed'}" for k, v in runtimes.items())))

@@ -97,6 +97,15 @@ def file_logger(path: Path) -> Callable[[str], None]:
     return log
 
 
+def _landmarker_misses_text(protocol: Any) -> str:
+    """The summary line's note of a ``--landmarker`` run: faces where it placed no points
+    (``protocol.landmarker_misses``, first evaluated set); empty otherwise."""
+    miss = protocol.get("landmarker_misses") if isinstance(protocol, dict) else None
+    if not isinstance(miss, dict) or not miss.get("of_faces"):
+        return ""
+    return f"; landmarker missed {miss['n']}/{miss['of_faces']} faces (kept the detector's points)"
+
+
 def _silent(message: str) -> None:
     """The log of ranks other than 0: rank 0 speaks for the run."""
 
@@ -244,6 +253,7 @@ class RunLifecycle:
             run.run_dir.write_results(out)
             headline = next((m for m in out.get("metrics", []) if m["name"] == "accuracy"), None)
             extra = f" accuracy {headline['value']:.4f}" if headline and headline["value"] is not None else ""
+            extra += _landmarker_misses_text(out.get("protocol"))
             run.log(f"{run.label} — finished in {out['provenance']['wall_s']:.1f} s{extra}")
             outcome = RunOutcome(run.spec, run.run_dir, "finished")
         self.outcomes.append(outcome)

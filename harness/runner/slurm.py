@@ -17,6 +17,13 @@ One design for both (docs/scale.md):
   config hash are those of a local run.  The cell writes its run folder into
   the shared reports folder (atomic writes, run folders claimed by
   ``mkdir``) and renders the index under the reports lock;
+* with ``--log mlflow`` each job records its cell in MLflow when the cell
+  ends (finished or failed: params, metrics, ``results.json`` and the run page
+  as artifacts, :func:`harness.run_loggers.record_grid`, as a grid run in one
+  process records its runs), into the submitting process's tracking store and
+  experiment (:func:`harness.run_loggers.job_tracking`, which creates the
+  experiment once before the jobs start); cells skipped as already finished
+  are recorded by the submitting process, if they were not yet;
 * the submitting process waits, printing one line per finished job and a
   one-line error with the tail of a failed job's stderr, then rebuilds the
   index and grid pages once every cell is in; ``--no-wait`` prints the job
@@ -131,17 +138,19 @@ def make_executor(cluster: str, settings: "SlurmSettings", folder: str | Path) -
 
 
 # ---------------------------------------------------------------- the job
-def cell_payload(cfg: "RunConfig", spec: "RunSpec", grid_id: str | None) -> dict[str, Any]:
+def cell_payload(cfg: "RunConfig", spec: "RunSpec", grid_id: str | None,
+                 tracking: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What a job needs to run one cell: the grid's configuration (launcher
     settings other than ``workers`` left out, so the job runs in its own
-    process), the cell's config hash and slug, the grid id and the working
-    directory."""
+    process), the cell's config hash and slug, the grid id, the working
+    directory and the MLflow environment it records into (``tracking``:
+    :func:`harness.run_loggers.job_tracking`; empty without ``--log mlflow``)."""
     mapping = cfg.to_mapping(launcher=True)
     workers = mapping.pop("launcher", {}).get("workers")
     if workers is not None:
         mapping["launcher"] = {"workers": workers}
     return {"config": mapping, "cell": spec.config_hash(), "slug": spec.slug(), "grid_id": grid_id,
-            "cwd": os.getcwd()}
+            "cwd": os.getcwd(), "tracking": dict(tracking or {})}
 
 
 def run_cell(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,10 +161,12 @@ def run_cell(payload: Mapping[str, Any]) -> dict[str, Any]:
     """
     from harness.config import RunConfig
     from harness.registry import get_registry
+    from harness.run_loggers import record_grid
     from harness.runner._lifecycle import execute_grid
 
     os.chdir(payload["cwd"])
     os.environ["FACEBENCH_PROGRESS"] = "0"  # one log file per job: no progress bars in it
+    os.environ.update(payload.get("tracking") or {})  # --log mlflow: the submitting process's store
     cfg = RunConfig.from_mapping(payload["config"], source=f"the grid of cell {payload['slug']}")
     registry = get_registry()
     cell = [r for r in cfg.expand(registry) if r.config_hash() == payload["cell"]]
@@ -163,7 +174,10 @@ def run_cell(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"cell {payload['slug']} ({payload['cell']}) is not in the grid as this job expands it: facebench "
             "or its plugins differ between the submitting machine and the job's; install the same versions")
-    (outcome,) = execute_grid(cell[:1], cfg, registry=registry, grid_id=payload["grid_id"])
+    try:
+        (outcome,) = execute_grid(cell[:1], cfg, registry=registry, grid_id=payload["grid_id"])
+    finally:  # --log mlflow: the cell's run and page, finished or failed, as a grid in one process does
+        record_grid(cfg.reports, [payload["cell"]], cfg.training.log)
     out: dict[str, Any] = {"status": outcome.status, "run_dir": str(outcome.run_dir.path)}
     try:
         results = outcome.run_dir.read_results()
@@ -292,19 +306,25 @@ def submit_grid(runs: list["RunSpec"], cfg: "RunConfig", *, registry: "Registry"
     :raises HarnessError: submitit or Slurm is missing, or a job failed (after every job ended and the
         report was rebuilt): one line per failed job, with its stderr's tail.
     """
+    from harness.run_loggers import job_tracking, record_grid
     from harness.runner._lifecycle import grid_id_of
 
     cluster, settings = cfg.launcher.cluster, cfg.launcher.slurm
     if cluster is None:
         raise ConfigError("submit_grid needs launcher.cluster: slurm or submitit-local (--launcher)")
     todo = _cells_to_submit(runs, cfg)
+    submitted = {spec.config_hash() for spec in todo}
+    done = [spec.config_hash() for spec in runs if spec.config_hash() not in submitted]
+    if done:  # --log mlflow: finished cells not recorded yet are recorded here, as a local rerun would
+        record_grid(cfg.reports, done, cfg.training.log)
     if not todo:
         _render(cfg, registry)
         return []
     folder = log_folder(cfg)
     executor = make_executor(cluster, settings, folder)
     grid_id = grid_id_of(runs)
-    jobs = executor.map_array(run_cell, [cell_payload(cfg, spec, grid_id) for spec in todo])
+    tracking = job_tracking(cfg.reports, cfg.training.log)
+    jobs = executor.map_array(run_cell, [cell_payload(cfg, spec, grid_id, tracking) for spec in todo])
     cells = [CellJob(spec, job) for spec, job in zip(todo, jobs)]
     click.echo(f"{cluster}: submitted {len(cells)} job(s), one per cell (logs: {folder})", err=True)
     if not settings.wait:

@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.registry import Registry
+    from harness.tasks._landmark_points import LandmarkerUse
     from harness.types import ImageSet
 
 __all__ = ["FaceCrops", "FaceLocations", "centre_box", "crop_one", "detect_one", "face_crops", "face_store",
@@ -56,12 +57,15 @@ class FaceLocations:
     :param landmarks: (N, 5, 2) float32; NaN where not found or not predicted.
     :param found: (N,) bool.
     :param faces_per_image: (N,) int, how many faces the detector returned.
+    :param landmarker: with ``--landmarker``: who placed the points, and where it placed none
+        (:class:`harness.tasks._landmark_points.LandmarkerUse`); None: the detector's points.
     """
 
     boxes: np.ndarray
     landmarks: np.ndarray
     found: np.ndarray
     faces_per_image: np.ndarray
+    landmarker: "LandmarkerUse | None" = None
 
     @property
     def fallbacks(self) -> int:
@@ -78,6 +82,8 @@ def locate_faces(
     policy: str = "center",
     cache_dir: Path | None = None,
     progress: bool = True,
+    landmarker: str | None = None,
+    landmarker_options: dict[str, Any] | None = None,
 ) -> FaceLocations:
     """Detect and choose one face in each of ``images[indices]`` (cached).
 
@@ -87,32 +93,34 @@ def locate_faces(
     and only detects what is missing.  Keys that are absolute file paths are
     shared by every dataset; other keys (record numbers, ``file#index``) are
     scoped to their dataset's source.
+
+    ``landmarker`` (``--landmarker NAME``): the landmarker places the five points in each
+    chosen box (:func:`refine_one`), in a store of its own; ``landmarker`` of the result
+    counts the faces where it placed none.
     """
+    from harness.tasks._pipeline import _landmarker_plan  # the pipeline's check: its scheme gives the five
+
     detector_options = dict(detector_options or {})
+    lmk = _landmarker_plan(registry, landmarker, landmarker_options, None)
     keys = [str(images.keys[i]) for i in indices]
-    store = face_store(images, keys, detector, detector_options, policy, cache_dir)
+    store = face_store(images, keys, detector, detector_options, policy, cache_dir, lmk.name, dict(lmk.options))
     cached = _read_store(store)
-    n = len(indices)
-    boxes = np.full((n, 4), np.nan, np.float32)
-    lms = np.full((n, 5, 2), np.nan, np.float32)
-    found = np.zeros(n, bool)
-    counts = np.zeros(n, np.int64)
-    missing = []
-    for j, k in enumerate(keys):
-        row = cached.get(k)
-        if row is None:
-            missing.append(j)
-        else:
-            boxes[j], lms[j], found[j], counts[j] = row[:4]
+    rows: list[tuple | None] = [cached.get(k) for k in keys]
+    missing = [j for j, row in enumerate(rows) if row is None]
     if missing:
         det = registry.build("detector", detector, detector_options)
+        points = registry.build("landmarker", lmk.name, dict(lmk.options)) if lmk.name else None
         for j in progress_iter(missing, f"detect ({detector})", progress):
-            row = detect_one(det, images.load(int(indices[j])), policy)
-            boxes[j], lms[j], found[j], counts[j] = row[:4]
-            cached[keys[j]] = row  # with the detector's score of the face (EVRC quality signal)
+            img = images.load(int(indices[j]))
+            row = detect_one(det, img, policy)  # with the detector's score of the face (EVRC quality signal)
+            rows[j] = cached[keys[j]] = refine_one(points, img, row, lmk.scheme) if points is not None else row
         if store is not None:
             _write_store(store, cached)
-    return FaceLocations(boxes, lms, found, counts)
+    boxes = np.array([r[0] for r in rows], np.float32).reshape(-1, 4)
+    lms = np.array([r[1] for r in rows], np.float32).reshape(-1, 5, 2)
+    found = np.array([bool(r[2]) for r in rows], bool)
+    counts = np.array([int(r[3]) for r in rows], np.int64)
+    return FaceLocations(boxes, lms, found, counts, lmk.use(detector, rows))
 
 
 def face_store(images: "ImageSet", keys: Sequence[str], detector: str, detector_options: dict[str, Any],
@@ -135,7 +143,7 @@ def face_store(images: "ImageSet", keys: Sequence[str], detector: str, detector_
     scope = None if shared else [images.info.get("format"), images.info.get("source"), len(images)]
     if landmarker:  # another key, another store: the detector-points store is untouched
         lm_key = fingerprint("faces-store", detector, detector_options, policy, scope, "landmarker", landmarker,
-                             dict(landmarker_options or {}))
+                             dict(landmarker_options or {}), "miss-flag")  # rows carry the miss flag
         return Path(cache_dir) / f"faces-{detector}-lm-{landmarker}-{lm_key}.npz"
     return Path(cache_dir) / f"faces-{detector}-{fingerprint('faces-store', detector, detector_options, policy, scope)}.npz"
 
@@ -160,17 +168,25 @@ def refine_one(landmarker: Any, img: np.ndarray, row: tuple, scheme: str) -> tup
     """``row`` (a :func:`detect_one` store row) with the landmarker's five alignment points in place of
     the detector's: the landmarker runs in the chosen face's box and its points
     (``scheme``) become the five (:func:`harness.tasks._landmark_points.alignment_points`).
-    A row without a face, or a box where the landmarker places no finite points, keeps the
-    detector's points.  Any further fields of the row are kept as they are."""
+
+    The row comes back with six fields, the sixth (``LANDMARKER_MISS``) saying whether the
+    landmarker *missed*: a found face in whose box it placed no finite points keeps the
+    detector's points (the protocol counts these: ``landmarker_misses``).  A row without a
+    face is not a miss.  A shorter row (no detector score) gets a NaN score."""
     from harness.tasks._landmark_points import alignment_points
 
-    if not row[2]:
-        return row
-    pts = np.asarray(landmarker.predict(img, np.asarray(row[0], np.float64)[None]), np.float64)
-    five = alignment_points(pts.reshape(-1, 2), scheme) if len(pts) else np.full((5, 2), np.nan)
+    base = (*row[:5], *(float("nan"),) * (5 - len(row[:5])))
+    if not base[2]:
+        return (*base, False)
+    pts = np.asarray(landmarker.predict(img, np.asarray(base[0], np.float64)[None]), np.float64)
+    five = alignment_points(pts.reshape(-1, 2), scheme) if pts.size else np.full((5, 2), np.nan)
     if not np.isfinite(five).all():
-        return row
-    return (row[0], five.astype(np.float32), *row[2:])
+        return (*base, True)
+    return (base[0], five.astype(np.float32), *base[2:], False)
+
+
+#: index of a landmarker store row's flag "the landmarker placed no points; the detector's were kept"
+LANDMARKER_MISS = 5
 
 
 def crop_one(img: np.ndarray, box: np.ndarray, landmarks: np.ndarray, found: bool, *, template: str,
@@ -202,8 +218,11 @@ def _read_store(path: Path | None) -> dict[str, tuple]:
         with np.load(path, allow_pickle=False) as z:
             # det_scores: absent from stores written before scores were kept (NaN: unknown)
             scores = z["det_scores"] if "det_scores" in z.files else np.full(len(z["keys"]), np.nan, np.float32)
-            return {str(k): (b, lm, bool(f), int(c), float(s)) for k, b, lm, f, c, s in
+            rows = {str(k): (b, lm, bool(f), int(c), float(s)) for k, b, lm, f, c, s in
                     zip(z["keys"], z["boxes"], z["landmarks"], z["found"], z["faces_per_image"], scores)}
+            if "landmarker_miss" in z.files:  # a landmarker's store: each row's miss flag (refine_one)
+                rows = {k: (*r, bool(m)) for (k, r), m in zip(rows.items(), z["landmarker_miss"])}
+            return rows
     except DAMAGED_CACHE:  # a damaged cache is recomputed, never trusted
         return {}
 
@@ -220,9 +239,17 @@ def _write_store(path: Path, rows: dict[str, tuple]) -> None:
              landmarks=np.array([rows[k][1] for k in ks], np.float32).reshape(-1, 5, 2),
              found=np.array([rows[k][2] for k in ks], bool),
              faces_per_image=np.array([rows[k][3] for k in ks], np.int64),
-             det_scores=np.array([rows[k][4] if len(rows[k]) > 4 else np.nan for k in ks], np.float32))
+             det_scores=np.array([rows[k][4] if len(rows[k]) > 4 else np.nan for k in ks], np.float32),
+             **_miss_column(rows, ks))
     with atomic_output(path, "wb") as fh:
         fh.write(buf.getvalue())
+
+
+def _miss_column(rows: dict[str, tuple], keys: list[str]) -> dict[str, np.ndarray]:
+    """The ``landmarker_miss`` column of a landmarker's store (every row refined), else nothing."""
+    if not keys or not all(len(rows[k]) > LANDMARKER_MISS for k in keys):
+        return {}
+    return {"landmarker_miss": np.array([bool(rows[k][LANDMARKER_MISS]) for k in keys], bool)}
 
 
 resize_crop = resize_to  # resize to (H, W) when needed (already-aligned data of another size)
@@ -282,6 +309,9 @@ class FaceCrops:
     :param embeddings: (N, D) float32 when the pipeline embedded the crops too, else ``None``.
     :param stages: how the pipeline ran: workers, where it embedded, seconds per stage,
         wall time, images per second (:mod:`harness.tasks._pipeline`).
+    :param landmarker: with ``--landmarker``: who placed the alignment points, and on how many
+        faces it placed none (:class:`harness.tasks._landmark_points.LandmarkerUse`); None when
+        the detector placed them (or the data was already aligned).
     """
 
     crops: list
@@ -291,6 +321,7 @@ class FaceCrops:
     faces_per_image: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     stages: dict | None = None
+    landmarker: "LandmarkerUse | None" = None
 
 
 def centre_box(shape: tuple[int, ...]) -> np.ndarray:

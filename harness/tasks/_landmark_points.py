@@ -19,17 +19,19 @@ landmarker gives its own scheme (:data:`harness.metrics.landmarks.SCHEMES`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.metrics import landmarks as L
 from harness.metrics._checks import MetricInputError
 from harness.metrics.tracking import similarity_fit
 
-__all__ = ["FIVE_RULE", "REFERENCE_68", "alignment_points", "check_scheme", "five_rule"]
+__all__ = ["FIVE_RULE", "MISS_RULE", "REFERENCE_68", "LandmarkerUse", "alignment_points", "check_scheme", "five_rule",
+           "landmarker_protocol", "landmarker_use"]
 
 #: dlib's mean face (unit square, x right, y down) at the 68-point indices the schemes'
 #: semantic points use: eye contours 36-47, nose tip 30, subnasale 33, mouth corners 48 / 54
@@ -47,6 +49,9 @@ _FIT_ON = ("left_eye_outer", "left_eye_inner", "right_eye_inner", "right_eye_out
            "right_eye_centre", "nose_tip", "subnasale", "mouth_left", "mouth_right")
 
 FIVE_RULE = "the scheme's own eye centres, nose tip and mouth corners"
+
+#: what a face keeps when the landmarker places no finite points in its box (stated with the count)
+MISS_RULE = "kept the detector's points (a box crop where the detector gives none)"
 
 
 def _reference() -> np.ndarray:
@@ -111,3 +116,64 @@ def _usable(five: np.ndarray) -> np.ndarray:
     if not np.isfinite(five).all() or np.ptp(five, axis=0).max() < 1e-6:
         return np.full((5, 2), np.nan, np.float32)
     return five.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LandmarkerUse:
+    """How a ``--landmarker`` placed the alignment points of one evaluated set's faces.
+
+    :param name: the landmarker.
+    :param scheme: its point scheme (:data:`harness.metrics.landmarks.SCHEMES`).
+    :param detector: the detector whose box it ran in.
+    :param rule: how its points became the five (:func:`five_rule`).
+    :param faces: faces the detector found (the landmarker ran in each of their boxes).
+    :param misses: of those, the faces where it placed no finite points (they kept the detector's points).
+    """
+
+    name: str
+    scheme: str
+    detector: str
+    rule: str
+    faces: int
+    misses: int
+
+    @property
+    def miss_fraction(self) -> float | None:
+        return self.misses / self.faces if self.faces else None
+
+    def protocol(self) -> dict[str, Any]:
+        """The protocol's ``landmarker_misses`` entry: the count, its fraction of the faces and the rule."""
+        frac = self.miss_fraction
+        return {"landmarker_misses": {
+            "n": self.misses, "of_faces": self.faces, "fraction": None if frac is None else round(frac, 6),
+            "rule": f"faces where landmarker {self.name} placed no finite points in {self.detector}'s box "
+                    f"{MISS_RULE}"}}
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest's ``landmarker`` entry: who placed the alignment points and how."""
+        return {"name": self.name, "scheme": self.scheme,
+                "points": f"points from landmarker {self.name} in detector {self.detector}'s box",
+                "five": self.rule}
+
+
+def landmarker_use(name: str, scheme: str, detector: str, rows: Sequence[Any]) -> LandmarkerUse:
+    """The :class:`LandmarkerUse` of one set from its detection-store rows
+    (:func:`harness.tasks._faces.refine_one`: ``row[2]`` a face was found, ``row[5]`` the
+    landmarker missed it).  A row without the landmarker's flag is an error: its points
+    cannot be told apart."""
+    faces = misses = 0
+    for row in rows:
+        if row is None or not row[2]:
+            continue
+        if len(row) < 6:
+            raise HarnessError("a detection-store row without the landmarker's miss flag: refine it first "
+                             "(harness.tasks._faces.refine_one)")
+        faces += 1
+        misses += bool(row[5])
+    return LandmarkerUse(name, scheme, detector, five_rule(scheme), faces, misses)
+
+
+def landmarker_protocol(use: LandmarkerUse | None) -> dict[str, Any]:
+    """``**landmarker_protocol(use)`` in a task's protocol: the ``landmarker_misses`` entry, or
+    nothing when the detector placed the points (no ``--landmarker``, or already-aligned data)."""
+    return {} if use is None else use.protocol()

@@ -10,6 +10,8 @@ Every recognizer or backbone evaluation records, in ``results.json`` under
 ``batch_size``                     images per model call, and ``precision`` (float32, bf16 autocast …)
 ``runtimes``                       onnxruntime, OpenCV, torch, dlib and TensorFlow versions (``None``: not installed)
 ``model_sha256``                   sha256 of the model file (``model_sha256_of`` says of what)
+``landmarker``                     with ``--landmarker`` only: its name, point scheme, "points from
+                                   landmarker X in detector Y's box" and how its points became the five
 
 and ``fingerprint``: a short sha256 of all of them except the versions of
 runtimes the model does not run on (``compared_runtimes``: its own framework's
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from harness.specs import RecognizerSpec
 
 __all__ = ["FIELDS", "backbone_manifest", "fingerprint", "recognizer_manifest", "runtime_versions",
-           "state_dict_sha256"]
+           "state_dict_sha256", "with_landmarker"]
 
 #: the fields the fingerprint covers (with the compared runtimes' versions)
 FIELDS = ("alignment", "input_size", "color", "normalisation", "flip", "batch_size", "precision",
@@ -75,6 +77,8 @@ def fingerprint(manifest: Mapping[str, Any]) -> str:
     """12 hex digits of sha256 over :data:`FIELDS` and the compared runtimes' versions."""
     runtimes = manifest.get("runtimes") or {}
     key = {f: manifest.get(f) for f in FIELDS}
+    if manifest.get("landmarker"):  # only where one placed the points: other fingerprints stay as they were
+        key["landmarker"] = manifest["landmarker"]
     key["runtimes"] = {r: runtimes.get(r) for r in sorted(manifest.get("compared_runtimes") or ())}
     blob = json.dumps(key, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -85,6 +89,16 @@ def _finish(m: dict[str, Any], framework: str) -> dict[str, Any]:
     m["compared_runtimes"] = sorted({framework_runtime(framework), "opencv"})
     m["fingerprint"] = fingerprint(m)
     return m
+
+
+def with_landmarker(manifest: dict[str, Any], use: Any) -> dict[str, Any]:
+    """``manifest`` naming the ``--landmarker`` that placed the alignment points (``use``, a
+    :class:`harness.tasks._landmark_points.LandmarkerUse`; None: the detector did, nothing
+    changes), its fingerprint recomputed to cover it.  Updated in place and returned."""
+    if use is not None:
+        manifest["landmarker"] = use.manifest()
+        manifest["fingerprint"] = fingerprint(manifest)
+    return manifest
 
 
 def _norm(scale: Any, mean: Any, std: Any) -> dict[str, Any]:

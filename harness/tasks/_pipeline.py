@@ -462,7 +462,7 @@ def run_faces(images: "ImageSet", indices: np.ndarray, *, registry: "Registry", 
                          embeddings=out["embeddings"], stages=stages)
     faces = np.asarray([int(r[3]) for r in out["rows"]], np.int64)
     return FaceCrops(out["crops"], fallback, detector, own or lmk.describe(template), faces,
-                     embeddings=out["embeddings"], stages=stages)
+                     embeddings=out["embeddings"], stages=stages, landmarker=lmk.use(detector, out["rows"]))
 
 
 @dataclass(frozen=True)
@@ -476,6 +476,13 @@ class _Landmarks:
 
     def recipe(self, registry: "Registry") -> Recipe | None:
         return Recipe.of(registry, "landmarker", self.name, dict(self.options)) if self.name else None
+
+    def use(self, detector: str, rows: Sequence[Any]) -> Any:
+        """How the landmarker placed the points of ``rows`` and where it placed none
+        (:func:`harness.tasks._landmark_points.landmarker_use`); None without a landmarker."""
+        from harness.tasks._landmark_points import landmarker_use
+
+        return landmarker_use(self.name, self.scheme or "", detector, rows) if self.name else None
 
     def describe(self, template: str) -> str:
         """The alignment as the protocol states it."""

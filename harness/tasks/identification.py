@@ -369,6 +369,7 @@ def embed_images(spec: "RunSpec", ctx: "TaskContext", model: dict[str, Any], ima
     alignment or the recognizer's own, cache), and how the crops were made."""
     from harness.tasks import choose_detector
     from harness.tasks._faces import face_crops
+    from harness.tasks._landmark_points import landmarker_protocol
     from harness.tasks._pipeline import landmarker_of
 
     detector = None
@@ -390,6 +391,7 @@ def embed_images(spec: "RunSpec", ctx: "TaskContext", model: dict[str, Any], ima
         "score": "cosine similarity" if model["distance"] == "cosine" else "minus Euclidean distance",
         "fallbacks": int(fc.fallback.sum()),
         "multi_face_images": None if fc.faces_per_image is None else int((fc.faces_per_image > 1).sum()),
+        **landmarker_protocol(fc.landmarker),  # --landmarker: faces where it placed no points
     }
 
 

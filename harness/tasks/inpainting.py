@@ -25,7 +25,9 @@ Protocol (stated in every report):
 * Verification: clean-clean, clean-meshed and clean-restored pairs scored
   with the recognizer (``--recognizer``, else the one declared the
   inpainting default; or a ``--backbone`` with weights, e.g.
-  ``mobilefacenet.weights=casia``, with its own alignment and cosine scores);
+  ``mobilefacenet.weights=casia``, with its own alignment and cosine scores,
+  embedded by the engine recognition would use: ``--engine``, else its
+  framework's; ``protocol.recognizer_engine`` and ``sections.manifest`` name it);
   k-fold accuracy over the evaluated folds (threshold on the other k - 1,
   stated from the folds used), TAR@FAR = 1e-3 (strict rule) and EER for each.
 * ``--skip-bad``: pairs using an unreadable image are dropped before meshing
@@ -58,6 +60,8 @@ from harness.errors import ConfigError, DataError, HarnessError
 from harness.tasks import _intervals, choose_detector, default_component
 from harness.tasks._data import Skipped, load_pairs, train_images
 from harness.tasks._faces import DAMAGED_CACHE, FaceCrops, embed_in_batches, face_crops, fingerprint, progress_iter
+from harness.tasks._landmark_points import landmarker_protocol
+from harness.tasks._manifest import with_landmarker
 from harness.tasks._pipeline import landmarker_of
 from harness.types import IdentityGuidedInpainter, TrainableInpainter
 
@@ -127,14 +131,17 @@ class _VerifierInfo:
     distance: str = "cosine"
     meta: Any = dataclasses.field(default_factory=dict)
     flip: str | None = None
+    engine: str | None = None  # the engine that embeds (recognition's rule: --engine, else the framework's)
 
 
 class _BackboneVerifier:
     """A backbone with weights (``-o NAME.weights=...``) as the meshface recognizer: its own
-    alignment, input size, normalisation and flip rule, cosine scores."""
+    alignment, input size, normalisation and flip rule, cosine scores; embedded by the engine
+    recognition would use for it (``--engine``, else its framework's:
+    :func:`harness.tasks.recognition.backbone_on_engine`)."""
 
     def __init__(self, ctx: "TaskContext", spec: "RunSpec", name: str) -> None:
-        from harness.tasks.recognition import _effective_backbone, flip_rule
+        from harness.tasks.recognition import _effective_backbone, backbone_on_engine, flip_rule
 
         reg = ctx.registry
         bspec = reg.get("backbone", name)
@@ -144,13 +151,20 @@ class _BackboneVerifier:
         self.flip = flip_rule(spec, eff)
         self.alignment = eff["alignment"]
         self.device = spec.training.device
-        self.engine = reg.build("engine", bspec.framework)
-        self.model = reg.build("backbone", name, spec.options.get(name))
-        self.info = _VerifierInfo(tuple(eff["input_size"]), eff["alignment"], flip=self.flip)
+        self.engine_name = getattr(spec, "engine", None) or bspec.framework
+        self.engine, self.model = backbone_on_engine(reg, spec, name)
+        self.info = _VerifierInfo(tuple(eff["input_size"]), eff["alignment"], flip=self.flip, engine=self.engine_name)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.engine.embed(self.model, list(crops), backbone_spec=self.run_spec, flip=self.flip, batch_size=64,
                                  device=self.device)
+
+    def manifest(self) -> dict:
+        """``sections.manifest`` of the verifier as evaluated, naming the engine that embedded."""
+        from harness.tasks._manifest import backbone_manifest
+
+        return {"engine": self.engine_name, **backbone_manifest(self.engine, self.model, self.run_spec, flip=self.flip,
+                                                                device=self.device, batch_size=32)}
 
 
 def _verifier(ctx: "TaskContext", spec: "RunSpec") -> tuple[str, Any, Any]:
@@ -563,11 +577,13 @@ def _protocol(spec: "RunSpec", st: _Setup) -> dict:
         "recognizer": st.rname,
         "recognizer_kind": "backbone" if "backbone" in spec.components else "recognizer",
         "recognizer_weights": st.weights or None,
+        **({"recognizer_engine": st.rspec.engine} if getattr(st.rspec, "engine", None) else {}),
         "distance": st.rspec.distance,
         "score": "cosine similarity" if st.rspec.distance == "cosine" else "minus Euclidean distance",
         "threshold_rule": _fold_rule(st.pairs),
         "tar_rule": "strict: largest TAR with FAR <= target",
         "fallbacks": int(st.faces.fallback.sum()),
+        **landmarker_protocol(st.faces.landmarker),  # --landmarker: faces where it placed no points
         "meshing": "second image of every pair, on its aligned crop, harness.formats.mesh.mesh_image "
                    f"(default MeshParams) seeded with {MESH_SEED} + index of the pair in the full list",
         "mask": inp.mask_mode,
@@ -631,7 +647,9 @@ def _setup(ctx: "TaskContext", spec: "RunSpec") -> tuple[_Setup, Any, np.ndarray
     stamp = [Path(weights).stat().st_size, Path(weights).stat().st_mtime_ns] if Path(weights).is_file() else None
     key = fingerprint("inpaint", rname, spec.options.get(rname), faces.detector, spec.options.get(faces.detector or ""),
                       [pairs.images.keys[i] for i in uniq], *([stamp] if stamp else []),
-                      *([f"flip={spec.flip_test}"] if spec.flip_test else []))
+                      *([f"flip={spec.flip_test}"] if spec.flip_test else []),
+                      *([f"engine={rspec.engine}"] if getattr(rspec, "engine", None) else []),
+                      *([f"alignment={faces.alignment}"] if faces.landmarker is not None else []))  # --landmarker
     training = None
     if spec.train:
         if not ispec.trainable:
@@ -666,7 +684,19 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     # confidence intervals of every condition's verification metrics and of the quality means
     sections["intervals"] = _intervals.inpainting(spec, metrics, scores, st.pairs.issame, st.pairs.folds, q, ious,
                                                   *st.pairs.images.labels[st.pairs.pairs].T)
+    sections["manifest"] = with_landmarker(_verifier_manifest(rec, st), st.faces.landmarker)  # its engine named
     return {"protocol": _protocol(spec, st), "metrics": metrics, "sections": sections, "curves": curves}
+
+
+def _verifier_manifest(rec: Any, st: _Setup) -> dict:
+    """``sections.manifest`` of the verification model (:mod:`harness.tasks._manifest`): a backbone's
+    names the engine that embedded it; a recognizer's is read from the recognizer."""
+    if isinstance(rec, _BackboneVerifier):
+        return rec.manifest()
+    from harness.tasks._manifest import recognizer_manifest
+
+    return recognizer_manifest(rec, st.rspec, template=st.faces.alignment, input_size=st.rspec.input_size,
+                               task_batch=32)
 
 
 def _best_accuracy(scores: np.ndarray, issame: np.ndarray) -> float:

@@ -13,8 +13,11 @@ Protocol (stated in every report):
   ``meta["default_for"]``), one per
   image (nearest the image centre), five-point aligned to ``arcface_112``
   and resized to the model's input size; a flagged centre crop where no face
-  is found.  Full-image models (``minifasnet``) get the whole photo and the
-  detected box and cut their own patches;
+  is found.  With ``--landmarker NAME`` the landmarker places the five points
+  in the detected box (faces where it places none keep the detector's points,
+  counted as ``landmarker_misses``).  Full-image models (``minifasnet``) get
+  the whole photo and the detected box and cut their own patches, so they
+  refuse ``--landmarker`` (:func:`landmarker_refusal`);
 * the decision threshold is fixed on the dev split with the dataset's
   ``threshold_rule`` (``eer`` by default: APCER = BPCER, attacks pooled; or
   ``bpcer20`` / ``bpcer10`` / ``bpcer100``; ``-o spoof.threshold_rule=...``);
@@ -40,6 +43,7 @@ from harness.errors import ConfigError, DataError, HarnessError
 from harness.tasks import _intervals, default_component
 from harness.tasks._data import Skipped, readable, skip_bad_wanted
 from harness.tasks._faces import centre_box, locate_faces, make_crops, progress_iter
+from harness.tasks._landmark_points import landmarker_protocol
 from harness.types import FaceScoringLiveness
 
 if TYPE_CHECKING:
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
     from harness.specs import LivenessSpec
     from harness.tasks import TaskContext
 
-__all__ = ["TEMPLATE", "run"]
+__all__ = ["TEMPLATE", "landmarker_refusal", "run"]
 
 #: alignment of the face crops given to face-crop models
 TEMPLATE = "arcface_112"
@@ -68,6 +72,7 @@ class _Part:
     fallback: np.ndarray
     detector: str | None
     faces_per_image: np.ndarray | None
+    landmarker: Any = None  # --landmarker: who placed the points, and its misses (LandmarkerUse)
 
     @property
     def labels(self) -> np.ndarray:
@@ -124,16 +129,41 @@ def _prepare(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", ref: "D
     if images.aligned is None or full:
         detector = detector or default_component(ctx.registry, "detector", "liveness")
         det_name = detector
+        lmk = None if full else spec.components.get("landmarker")  # full-image models refuse one (run)
         faces = locate_faces(images, idx, registry=ctx.registry, detector=detector,
                              detector_options=spec.options.get(detector), policy=FACE_POLICY,
-                             cache_dir=ctx.cache_dir, progress=ctx.progress)
+                             cache_dir=ctx.cache_dir, progress=ctx.progress, landmarker=lmk,
+                             landmarker_options=spec.options.get(lmk) if lmk else None)
     if full:
         fallback = ~faces.found
         return _Part(ref, record, split, idx, [], faces.boxes, fallback, det_name, faces.faces_per_image)
     crops, fallback = make_crops(images, idx, template=TEMPLATE, size=tuple(lspec.input_size), faces=faces,
                                  progress=ctx.progress)
     return _Part(ref, record, split, idx, crops, None, fallback, det_name,
-                 None if faces is None else faces.faces_per_image)
+                 None if faces is None else faces.faces_per_image, None if faces is None else faces.landmarker)
+
+
+def landmarker_refusal(lspec: "LivenessSpec", landmarker: str) -> str | None:
+    """Why ``--landmarker`` cannot go beside liveness model ``lspec`` (None: it can).  A model
+    that takes face crops aligned on five points (``meta["input"] == "face_crop"``, the
+    default) takes the landmarker's points; a full-image model cuts its own patches from
+    the detector's box, so alignment points would change nothing."""
+    if lspec.meta.get("input") != "full_image":
+        return None
+    return (f"--landmarker {landmarker} with --liveness {lspec.name}: {lspec.name} takes the whole image and cuts "
+            "its own patches from the detector's box, so alignment points change nothing; drop --landmarker for "
+            "it, or pick a liveness model that takes aligned face crops (`harness list liveness`)")
+
+
+def _alignment(lspec: "LivenessSpec", part: _Part) -> str:
+    """The protocol's ``alignment``: the model's own crop, the template, or the template with the
+    landmarker that placed its points."""
+    if lspec.meta.get("input") == "full_image":
+        return "model's own crop of the detected box: " + str(lspec.meta.get("crop", ""))
+    use = part.landmarker
+    if use is None:
+        return TEMPLATE
+    return f"{TEMPLATE}; five points by landmarker {use.name} in the detector's box ({use.rule})"
 
 
 def _score(model: Any, part: _Part, lspec: "LivenessSpec", progress: bool) -> np.ndarray:
@@ -204,7 +234,8 @@ def _train(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model: An
     section = {
         "dataset": str(ref), "split": split, "presentations": int(len(y)), "bona_fide": int(y.sum()),
         "attack": int((y == 0).sum()), "species": sorted(set(part.species[y == 0].tolist())),
-        "fallbacks": int(part.fallback.sum()), "checkpoint": str(ckpt), "resumed": resumed,
+        "fallbacks": int(part.fallback.sum()), **landmarker_protocol(part.landmarker),
+        "checkpoint": str(ckpt), "resumed": resumed,
         "wall_s": round(time.perf_counter() - t0, 2),
         **{k: v for k, v in hist.items() if k not in ("epoch", "loss", "lr")},
         **({"skipped_items": len(skipped.items), "skipped": [i["item"] for i in skipped.items]}
@@ -247,7 +278,7 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
             raise DataError(f"the dev split of {ref} holds only one class; the threshold rule needs both")
         dev_scores = _score(model, dev, lspec, ctx.progress)
         dev_info = {"split": dev_split, "bona_fide": int(dev_labels.sum()), "attack": int((dev_labels == 0).sum()),
-                    "fallbacks": int(dev.fallback.sum())}
+                    "fallbacks": int(dev.fallback.sum()), **landmarker_protocol(dev.landmarker)}
         if save:
             ctx.run_dir.save_arrays("dev_scores", score=dev_scores, label=dev_labels.astype(np.int8),
                                     species=dev.species, fallback=dev.fallback)
@@ -259,7 +290,6 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
                                 fallback=test.fallback, key=np.asarray(test.keys, dtype=str))
     lv = summary["sections"]["liveness"]
     synthetic = bool(getattr(record, "synthetic_attacks", False))
-    full = lspec.meta.get("input") == "full_image"
     protocol = {
         "dataset": ref.name,
         "path": ref.path,
@@ -275,12 +305,12 @@ def _evaluate(ctx: "TaskContext", spec: "RunSpec", lspec: "LivenessSpec", model:
         "decision": DECISION,
         "detector": test.detector or f"none (data already aligned: {record.images.aligned})",
         "face_choice": "nearest the image centre" if test.detector else None,
-        "alignment": ("model's own crop of the detected box: " + str(lspec.meta.get("crop", ""))) if full
-        else TEMPLATE,
+        "alignment": _alignment(lspec, test),
         "input_size": list(lspec.input_size),
         "model_input": lspec.meta.get("input", "face_crop"),
         "fallbacks": int(test.fallback.sum()),
         "multi_face_images": None if test.faces_per_image is None else int((test.faces_per_image > 1).sum()),
+        **landmarker_protocol(test.landmarker),  # --landmarker: faces where it placed no points
         "synthetic_attacks": synthetic,
         "synthetic": synthetic,
     }
@@ -310,6 +340,9 @@ def run(spec: "RunSpec", ctx: "TaskContext") -> dict:
     if not spec.eval:
         raise ConfigError("a liveness run needs evaluation data: --eval spoof=PATH")
     lspec = reg.get("liveness", name)
+    refusal = landmarker_refusal(lspec, spec.components["landmarker"]) if "landmarker" in spec.components else None
+    if refusal:
+        raise ConfigError(refusal)
     kwargs = {"registry": reg} if lspec.meta.get("input") == "full_image" else {}
     model = reg.build("liveness", name, spec.options.get(name), **kwargs)
     own = lspec.make_options(spec.options.get(name)) if "detector" in lspec.option_fields() else None

@@ -28,6 +28,8 @@ from harness.tasks import choose_detector
 from harness.tasks import _intervals
 from harness.tasks._data import Skipped, load_pairs, train_images
 from harness.tasks._faces import embed_in_batches, face_crops
+from harness.tasks._landmark_points import landmarker_protocol
+from harness.tasks._manifest import with_landmarker
 from harness.tasks._pipeline import note_stage, pipeline_options, stage_section
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from harness.tasks import TaskContext
     from harness.types import PairSet
 
-__all__ = ["eval_folds", "run", "threshold_rule"]
+__all__ = ["backbone_on_engine", "eval_folds", "run", "threshold_rule"]
 
 #: embed the eval set after each epoch only when it is this small
 _EPOCH_EVAL_MAX_IMAGES = 3000
@@ -55,6 +57,7 @@ class _EvalSet:
     skipped: Skipped | None = None
     embeddings: np.ndarray | None = None  # when the pipeline embedded too (harness.tasks._pipeline)
     stages: dict | None = None  # the pipeline's workers and seconds per stage
+    landmarker: Any = None  # --landmarker: who placed the points, and its misses (LandmarkerUse)
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.uniq, self.pairs.pairs)
@@ -78,7 +81,7 @@ def prepare_eval(
                     **pipeline_options(ctx, spec, recognizer, model_spec))
     skipped = skipped if (spec.skip_bad or skipped.items or skipped.pairs_dropped) else None
     return _EvalSet(ref, pairs, uniq, fc.crops, fc.fallback, fc.detector, fc.alignment, fc.faces_per_image,
-                    skipped, fc.embeddings, fc.stages)
+                    skipped, fc.embeddings, fc.stages, fc.landmarker)
 
 
 def pair_scores(emb: np.ndarray, ev: _EvalSet, distance: str) -> np.ndarray:
@@ -118,6 +121,7 @@ def _protocol(ev: _EvalSet, *, input_size, flip: str | None, distance: str, synt
         "tar_rule": "strict: largest TAR with FAR <= target",
         "fallbacks": int(ev.fallback.sum()),
         "multi_face_images": None if ev.faces_per_image is None else int((ev.faces_per_image > 1).sum()),
+        **landmarker_protocol(ev.landmarker),  # --landmarker: faces where it placed no points
         "synthetic": bool(synthetic or p.images.synthetic),
         **_skip_protocol(ev.skipped),
     }
@@ -262,10 +266,7 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
         embedding_size=eff["embedding_size"],
     )
     flip = flip_rule(spec, eff)
-    chosen = getattr(spec, "engine", None)  # --engine, else the backbone's framework's engine
-    engine = reg.build("engine", chosen or bspec.framework, spec.options.get(chosen or ""))
-    engine.seed_everything(spec.seed)
-    model = _native(reg, spec, engine, "backbone", bname, reg.build("backbone", bname, spec.options.get(bname)))
+    engine, model = backbone_on_engine(reg, spec, bname, seed=spec.seed)
 
     evals = [prepare_eval(ctx, spec, ref, template=eff["alignment"], size=eff["input_size"]) for ref in spec.eval]
 
@@ -343,6 +344,7 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
     from harness.tasks._cost import attach_backbone  # sections.model_card (compute, speed) and .manifest
 
     attach_backbone(res, engine, model, run_spec, evals[0].crops, flip=flip, device=spec.training.device)
+    with_landmarker(res["sections"]["manifest"], evals[0].landmarker)  # --landmarker: who placed the points
     from harness.tasks._gallery import run_evidence  # failure gallery, EVRC, --groups differentials
 
     res["sections"].update(run_evidence(ctx, spec, evals[0], pair_scores(embs[0], evals[0], "cosine"), embs[0]))
@@ -350,6 +352,34 @@ def _run_backbone(spec: "RunSpec", ctx: "TaskContext") -> dict:
     attach_suite(ctx, res, evals, model=bname, plain=embs if flip is None else None, embed_plain=lambda c: engine.embed(
         model, c, backbone_spec=run_spec, device=spec.training.device, progress=ctx.progress))
     return res
+
+
+def backbone_on_engine(reg: Any, spec: "RunSpec", name: str, *, seed: int | None = None) -> tuple[Any, Any]:
+    """The engine that runs backbone ``name`` of ``spec``, and the backbone as that engine runs it.
+
+    The one rule of every task that embeds with a backbone (recognition, the meshface
+    verifier): ``--engine`` (``spec.engine``, with its ``-o ENGINE.…`` options) when given,
+    else the engine named like the backbone's framework (torch for the built-ins).  The
+    backbone is built by its spec's factory (weights loaded there) and, for an engine of
+    another framework that adapts components (``--engine tf``), rebuilt as that engine's
+    own twin with the same weights (:func:`_native`).  ``seed``: the engine is seeded
+    before the backbone is built (its initial weights).
+
+    :raises ConfigError: the chosen engine runs another framework and adapts no components.
+    """
+    from harness.types import AdaptingEngine
+
+    bspec = reg.get("backbone", name)
+    chosen = getattr(spec, "engine", None)
+    engine = reg.build("engine", chosen or bspec.framework, spec.options.get(chosen or ""))
+    framework = reg.get("engine", chosen).framework if chosen else bspec.framework
+    if bspec.framework not in ("none", framework) and not isinstance(engine, AdaptingEngine):
+        raise ConfigError(f"engine {chosen!r} runs {framework} models and cannot take backbone {name!r} "
+                          f"({bspec.framework}); drop --engine to run it on the {bspec.framework} engine, or "
+                          "pick an engine that adapts it (`harness list engine`)")
+    if seed is not None:
+        engine.seed_everything(seed)
+    return engine, _native(reg, spec, engine, "backbone", name, reg.build("backbone", name, spec.options.get(name)))
 
 
 def _native(reg: Any, spec: "RunSpec", engine: Any, kind: str, name: str, component: Any) -> Any:
@@ -399,6 +429,7 @@ def _run_recognizer(spec: "RunSpec", ctx: "TaskContext") -> dict:
     from harness.tasks._cost import attach_recognizer  # sections.model_card (compute, speed) and .manifest
 
     attach_recognizer(res, rec, rspec, evals[0][0].crops, template=template, input_size=size)
+    with_landmarker(res["sections"]["manifest"], evals[0][0].landmarker)  # --landmarker: who placed the points
     from harness.tasks._gallery import run_evidence  # failure gallery, EVRC, --groups differentials
 
     res["sections"].update(run_evidence(ctx, spec, evals[0][0], evals[0][1], embs[0]))

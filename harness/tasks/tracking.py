@@ -11,11 +11,22 @@ Two followers run side by side on the same decoded frames, each timed on its own
   ``smooth``).  With ``hold`` > 0 the previous box is kept while the rigid points stay within
   ``hold`` x inter-ocular distance (centre and size) of where they were when it was placed, so a
   box-initialised predictor starts from the same place on a still face instead of chasing its
-  own noise.  ``one_euro`` filters the reported points (the tracker follows the raw ones).
+  own noise.  With ``starts`` = K > 1 the landmarker runs on each tracked frame from K start
+  boxes (a detector's box keeps one, so a detection gives the same shape in both modes) — the box and
+  (K - 1) / 2 pairs of opposite perturbations of it (shift and/or scale by ``spread`` of its
+  side, :func:`start_boxes`) — and the frame's shape is the mean (``combine``; or the
+  coordinate-wise median) of the K shapes.  Multiple initialisations combined into one output,
+  their disagreement a failure signal (``max_start_spread``), are how RCPR (Burgos-Artizzu, Perona
+  & Dollar, "Robust face landmark estimation under occlusion", ICCV 2013) makes a cascade's output
+  less dependent on where it starts — which is what makes a tracked box-initialised cascade jitter.
+  RCPR takes the median; on video the mean jitters less (a coordinate-wise median switches between
+  the starts' shapes from frame to frame; docs/landmarks.md).  ``one_euro`` filters the reported
+  points (the tracker follows the raw ones).
   The detector runs again only when a quality check fails:
   no shape, fewer than ``min_inside`` of the points in the image, a scale change beyond
   ``max_scale_change`` or a non-rigid change beyond ``max_residual`` of the inter-ocular
-  distance from the previous frame, or — every ``check_every`` frames — the detector finds a
+  distance from the previous frame, K start shapes further than ``max_start_spread`` (RMS, of the
+  inter-ocular distance) from their combination, or — every ``check_every`` frames — the detector finds a
   face that does not overlap the tracked box (IoU < ``min_iou``);
 * **detect every frame**: the detector runs on every frame and the landmarker on the chosen box.
 
@@ -52,13 +63,23 @@ if TYPE_CHECKING:
     from harness.config import DataRef, RunSpec
     from harness.tasks import TaskContext
 
-__all__ = ["BOX_RULES", "MODES", "Follower", "TrackerSettings", "rigid_points", "run", "shape_iod"]
+__all__ = ["BOX_RULES", "COMBINE_RULES", "MAX_STARTS", "MODES", "Follower", "TrackerSettings", "combine_shapes",
+           "rigid_points", "run", "shape_iod", "start_boxes"]
 
 MODES = ("tracking", "detect_every_frame")
 #: how the next box is placed (``-o tracking.box=``)
 BOX_RULES = ("shape", "fit")
 STRIP_FRAMES = 6
 STRIP_WIDTH = 192
+#: how the K shapes of the multi-start rule are combined (``-o tracking.combine=``)
+COMBINE_RULES = ("mean", "median")
+#: the perturbations of the start box, one of each opposite pair, in the order they are taken: unit
+#: directions in (x shift, y shift, log-scale), each component in units of ``spread`` (x, y, scale;
+#: the xy diagonals; the mixed shift-and-scale diagonals; the four space diagonals: 13 pairs)
+_PAIRS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -1, 0], [1, 0, 1], [1, 0, -1], [0, 1, 1],
+                   [0, 1, -1], [1, 1, 1], [1, 1, -1], [1, -1, 1], [1, -1, -1]], np.float64)
+_PAIRS /= np.linalg.norm(_PAIRS, axis=1, keepdims=True)
+MAX_STARTS = 1 + 2 * len(_PAIRS)
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,18 @@ class TrackerSettings:
     euro_beta: float = 5.0
     #: cut-off of the filter's speed estimate, cycles per frame
     euro_d_cutoff: float = 0.05
+    #: (starts, spread, combine, max_start_spread: defaults chosen on short_hamilton_clip.mp4; docs/landmarks.md)
+    #: start boxes on each box the tracker places (odd: the box and pairs of opposite perturbations,
+    #: :func:`start_boxes`; 1: the box alone); a detector's box always gets one
+    starts: int = 5
+    #: size of each perturbation: a shift of the box by this fraction of its side, or a change of its
+    #: side by the factor exp(+-spread), or a mix of the two of the same length
+    spread: float = 0.04
+    #: how the K shapes become the frame's: "mean", or "median" (coordinate-wise, RCPR's rule)
+    combine: str = "mean"
+    #: the quality check also fails when the K shapes' RMS distance from the frame's shape exceeds this
+    #: fraction of the inter-ocular distance (starts that disagree: RCPR's failure signal; 0: not checked)
+    max_start_spread: float = 0.08
 
     def __post_init__(self) -> None:
         hints = field_types(type(self))
@@ -112,6 +145,14 @@ class TrackerSettings:
         check_range("tracking.euro_min_cutoff", self.euro_min_cutoff, 0, 0.5, low_open=True)
         check_range("tracking.euro_beta", self.euro_beta, 0, 1000)
         check_range("tracking.euro_d_cutoff", self.euro_d_cutoff, 0, 0.5, low_open=True)
+        if not (type(self.starts) is int and 1 <= self.starts <= MAX_STARTS and self.starts % 2):
+            raise ConfigError(f"tracking.starts={self.starts!r}: expected an odd integer in [1, {MAX_STARTS}] (the "
+                              "box plus pairs of opposite perturbations; 1: off), e.g. -o tracking.starts=5")
+        check_range("tracking.spread", self.spread, 0, 0.5, low_open=True)
+        check_range("tracking.max_start_spread", self.max_start_spread, 0, 10)
+        if self.combine not in COMBINE_RULES:
+            raise ConfigError(f"tracking.combine={self.combine!r}: expected one of {', '.join(COMBINE_RULES)} "
+                              "(e.g. -o tracking.combine=median)")
 
     @classmethod
     def from_options(cls, values: Any) -> "TrackerSettings":
@@ -127,6 +168,34 @@ RIGID = ("left_eye_outer", "left_eye_inner", "right_eye_inner", "right_eye_outer
 def _scale(shape: np.ndarray) -> float:
     """RMS distance of the points to their centroid (rotation-invariant size)."""
     return float(np.sqrt(((shape - shape.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def start_boxes(box: np.ndarray, starts: int, spread: float) -> np.ndarray:
+    """(``starts``, 4) start boxes for the multi-start rule: ``box`` itself, then pairs of opposite
+    perturbations of it (``_PAIRS`` in order): the centre shifted by ``spread`` x the side (the box's
+    geometric-mean side) along a direction, and the width and height scaled about the centre by
+    exp(``spread`` x the direction's scale component).  Opposite pairs make the set symmetric, so
+    averaging the K results has no built-in drift.  Deterministic: the same box gives the same set."""
+    box = np.asarray(box, np.float64).reshape(4)
+    if starts <= 1:
+        return box[None].copy()
+    d = _PAIRS[:(starts - 1) // 2]
+    d = np.concatenate([d, -d])
+    side = float(np.sqrt(np.prod(np.maximum(box[2:] - box[:2], 1e-6))))
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+    c = centre + spread * side * d[:, :2]
+    h = half * np.exp(spread * d[:, 2:3])
+    return np.concatenate([box[None], np.concatenate([c - h, c + h], axis=1)])
+
+
+def combine_shapes(shapes: np.ndarray, rule: str = "median") -> np.ndarray | None:
+    """The frame's shape from K predictions (K, P, 2): coordinate-wise median (RCPR's output rule,
+    Burgos-Artizzu et al. 2013) or mean over the finite ones; None when none is finite."""
+    shapes = np.asarray(shapes, np.float64)
+    ok = np.isfinite(shapes).all(axis=(1, 2))
+    if not ok.any():
+        return None
+    return np.median(shapes[ok], axis=0) if rule == "median" else shapes[ok].mean(axis=0)
 
 
 def rigid_points(scheme: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -160,6 +229,12 @@ class Follower:
         self.mean = None if mean is None or np.shape(mean) != (num_points, 2) else np.asarray(mean, np.float64)
         self.filter = (OneEuroFilter(settings.euro_min_cutoff, settings.euro_beta, settings.euro_d_cutoff)
                        if track and settings.one_euro else None)
+        #: start boxes per landmarker call on a box placed by the tracker (multi-start: tracked frames only)
+        self.starts = settings.starts if track else 1
+        #: start boxes on a detector's box (1: its box alone, in both modes, so that a detection gives the
+        #: same shape whoever asks; more only for a one-off measurement of detect-every-frame)
+        self.detect_starts = 1
+        self.last_spread: float | None = None
         self.frame = 0
         self.detections = self.redetections = self.held = 0
         self.found_by: str | None = None
@@ -174,9 +249,27 @@ class Follower:
                 return boxes[int(np.argmax(overlap))]
         return boxes[int(np.argmax(found.scores))]
 
-    def _shape(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    def _shape(self, image: np.ndarray, box: np.ndarray, starts: int = 1) -> np.ndarray | None:
+        self.last_spread = None
+        if starts > 1:
+            return self._multi_shape(image, box, starts)
         shape = np.asarray(self.lm.predict(image, box[None]), np.float64).reshape(-1, 2)
         return shape if len(shape) == self.num_points and np.isfinite(shape).all() else None
+
+    def _multi_shape(self, image: np.ndarray, box: np.ndarray, starts: int) -> np.ndarray | None:
+        """The multi-start rule: the landmarker from each of :func:`start_boxes` (one call), the
+        shapes combined by ``combine``; ``last_spread`` is their RMS distance from the result (px)."""
+        st = self.settings
+        boxes = start_boxes(box, starts, st.spread)
+        shapes = np.asarray(self.lm.predict(image, boxes), np.float64)
+        if shapes.size != len(boxes) * self.num_points * 2:
+            return None
+        shapes = shapes.reshape(len(boxes), self.num_points, 2)
+        shape = combine_shapes(shapes, st.combine)
+        if shape is not None:
+            ok = np.isfinite(shapes).all(axis=(1, 2))
+            self.last_spread = float(np.sqrt(((shapes[ok] - shape) ** 2).sum(axis=-1).mean()))
+        return shape
 
     def _detect(self, image: np.ndarray, found: Any = None) -> np.ndarray | None:
         self.detections += 1
@@ -184,7 +277,7 @@ class Follower:
         box = self._pick(self.det.detect(image) if found is None else found)
         if box is None:
             return None
-        shape = self._shape(image, box)
+        shape = self._shape(image, box, self.detect_starts)
         if shape is not None:
             c, s = self._frame(shape)
             self.rel, self.box, self.anchor = (box - np.tile(c, 2)) / s, box, shape
@@ -202,8 +295,10 @@ class Follower:
         inside = ((shape >= 0) & (shape < [w, h])).all(axis=1).mean()
         ratio = _scale(shape) / max(_scale(prev), 1e-9)
         jitter = TM.frame_jitter(np.stack([prev, shape]), np.r_[1.0, self.iod(shape)])[1] / 100.0
+        agree = (not st.max_start_spread or self.last_spread is None
+                 or self.last_spread <= st.max_start_spread * self.iod(shape))
         return bool(inside >= st.min_inside and abs(np.log(ratio)) <= np.log1p(st.max_scale_change)
-                    and jitter <= st.max_residual)
+                    and jitter <= st.max_residual and agree)
 
     def _frame(self, shape: np.ndarray) -> tuple[np.ndarray, float]:
         anchor = self.rigid(shape)
@@ -244,7 +339,7 @@ class Follower:
 
     def _follow(self, image: np.ndarray) -> np.ndarray | None:
         box, new = self._next_box()
-        shape = self._shape(image, box)
+        shape = self._shape(image, box, self.starts)
         self.found_by = "tracker"
         if self._plausible(shape, image):
             every = self.settings.check_every
@@ -395,6 +490,21 @@ def _box_text(settings: TrackerSettings, follower: Follower) -> str:
     return rule + hold
 
 
+def _starts_text(settings: TrackerSettings) -> str:
+    """The multi-start rule of the tracking follower, for the protocol."""
+    k = settings.starts
+    if k == 1:
+        return "one start box per frame (the box alone; -o tracking.starts=K for K boxes)"
+    check = (f"; the quality check fails when their RMS distance from it exceeds {settings.max_start_spread} x "
+             "inter-ocular" if settings.max_start_spread else "")
+    return (f"{k} start boxes on each box the tracker places: the box and {(k - 1) // 2} pairs of opposite "
+            f"perturbations (centre shifted by {settings.spread} x the side and/or size scaled by "
+            f"exp(+-{settings.spread})); the "
+            f"frame's shape is the coordinate-wise {settings.combine} of the {k} shapes (multiple initialisations, "
+            f"after RCPR: Burgos-Artizzu et al., ICCV 2013){check}; on a detector's box (detections, both "
+            "followers) the box alone")
+
+
 def _agreement(track: np.ndarray, detect: np.ndarray, kind: str, scheme: str) -> dict[str, Any]:
     """How far tracking's points are from detect-every-frame's (% of the latter's inter-ocular distance):
     large values mean the two follow different faces or tracking lost the face."""
@@ -455,6 +565,7 @@ def _evaluate(spec: "RunSpec", ctx: "TaskContext", ref: "DataRef", lm: Any, lspe
                 "fps": "detector + landmarker time per follower, same frames, one process; decoding excluded",
                 "quality_check": asdict(settings), "face": "one face: the detection overlapping the last box most",
                 "tracking_box": _box_text(settings, followers["tracking"]),
+                "tracking_starts": _starts_text(settings),
                 "smoothing": (f"one-euro filter of the tracking follower's reported points (min_cutoff "
                               f"{settings.euro_min_cutoff}, beta {settings.euro_beta}, d_cutoff "
                               f"{settings.euro_d_cutoff}; cycles per frame); detect-every-frame unfiltered"
@@ -483,6 +594,8 @@ def summary_text(name: str, ref: "DataRef", result: dict) -> str:
     if proto.get("tracking_box"):
         lines.append(f"  tracking box: {proto['tracking_box']} ({t.get('boxes_held', 0)} frames kept the box); "
                      f"smoothing: {proto.get('smoothing', 'none')}")
+    if proto.get("tracking_starts"):
+        lines.append(f"  tracking starts: {proto['tracking_starts']}")
     if t.get("apart_median") is not None:
         lines.append(f"  tracking vs detect-every-frame points: median {t['apart_median']:.1f} % apart; "
                      f"{t['apart_over_50']:.0%} of frames over 50 % (different faces or a lost track)")

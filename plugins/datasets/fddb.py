@@ -3,6 +3,11 @@
 ``path`` is the folder holding ``FDDB-folds/`` (or that folder itself).  The
 images are not shipped with the annotations: pass ``-o fddb.images=`` the
 ``originalPics`` folder; loading a sample without it raises a clear error.
+
+Each sample keeps its ellipses (``info["ellipses"]``: major radius, minor
+radius, angle, cx, cy) beside their bounding boxes, and the dataset names the
+``fddb`` detection protocol: ``harness run --detector NAME --eval fddb=PATH``
+scores the FDDB discrete ROC (``harness.tasks._fddb`` states the rule).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class FddbLoader:
 
 class Fddb(Dataset):
     name = "fddb"
+    detection_protocol = "fddb"  # harness.types.ScoredDetectionData: discrete ROC on info["ellipses"]
 
     def __init__(self, root: Path, images: str = "", folds: str = "1-10") -> None:
         root = Path(root)

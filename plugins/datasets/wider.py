@@ -20,7 +20,6 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.formats.detection import parse_labelv2
-from harness.formats.images import read_image
 from harness.types import Dataset, DetectionSample, DetectionSet
 
 from facebench_plugins.datasets._common import FileLoader, require_path
@@ -37,6 +36,7 @@ def _cell_str(x: Any) -> str:
 
 class Wider(Dataset):
     name = "wider"
+    detection_protocol = "wider"  # harness.types.ScoredDetectionData: AP per `difficulty` keep-list
 
     def __init__(self, root: Path, difficulty: str = "hard", images: str = "", stretched: int = 0) -> None:
         self.root = Path(root)

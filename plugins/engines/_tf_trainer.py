@@ -87,15 +87,15 @@ def rng_variables(model) -> list:
 def precision_policy(options, device: str) -> str:
     """The Keras dtype policy ``options`` ask for on ``device`` (``/CPU:0``, ``/GPU:1``).
 
-    ``precision: bf16`` gives ``mixed_bfloat16`` anywhere, ``auto`` where the
-    device computes bf16 natively (a GPU of compute capability 8 or more, a
-    CPU with ``avx512_bf16`` / ``amx_bf16``); otherwise ``amp`` gives
+    ``precision: bf16`` gives ``mixed_bfloat16`` anywhere, ``auto`` (the
+    default) where bf16 trains faster than float32 (a GPU of compute
+    capability 8 or more, a CPU with AMX: ``amx_bf16``); otherwise ``amp`` gives
     ``mixed_float16`` on a GPU and ``cpu_bf16`` ``mixed_bfloat16`` on the CPU,
     and the rest is ``float32`` — the torch engine's choices.
     """
     gpu = "GPU" in str(device).upper()
     choice = getattr(options, "precision", "fp32")
-    if choice == "bf16" or (choice == "auto" and _bf16_native(device)):
+    if choice == "bf16" or (choice == "auto" and _bf16_fast(device)):
         return "mixed_bfloat16"
     if gpu and getattr(options, "amp", False):
         return "mixed_float16"
@@ -104,7 +104,7 @@ def precision_policy(options, device: str) -> str:
     return "float32"
 
 
-def _bf16_native(device: str) -> bool:
+def _bf16_fast(device: str) -> bool:
     if "GPU" in str(device).upper():
         index = str(device).rsplit(":", 1)[-1]
         gpus = tf.config.list_physical_devices("GPU")
@@ -113,9 +113,9 @@ def _bf16_native(device: str) -> bool:
             return False
         capability = tf.config.experimental.get_device_details(gpus[n]).get("compute_capability") or (0, 0)
         return tuple(capability) >= (8, 0)
-    from ._trainer import cpu_bf16_supported
+    from ._trainer import cpu_bf16_fast
 
-    return cpu_bf16_supported(mkldnn=True)  # TensorFlow's x86 CPU kernels are oneDNN's
+    return cpu_bf16_fast(mkldnn=True)  # TensorFlow's x86 CPU kernels are oneDNN's
 
 
 def embedding_head(model) -> int:

@@ -29,13 +29,14 @@ class TorchEngineOptions:
     :param cpu_bf16: bf16 autocast on CPU (fast on AVX-512 bf16 CPUs, but
         numerically coarser; off by default).  ``precision: bf16`` says the
         same for every device.
-    :param precision: ``fp32``: full precision on the CPU (``cpu_bf16``
-        aside); on CUDA ``amp`` and ``channels_last`` decide, as before this
-        option existed.  ``auto``: bf16 autocast + channels-last where the
-        device computes bf16 natively (CPU: oneDNN and the ``avx512_bf16``
-        or ``amx_bf16`` flag; CUDA: ``torch.cuda.is_bf16_supported()``),
-        else as ``fp32``.  ``bf16``: bf16 autocast + channels-last on any
-        device (slow where emulated).  Weights, optimizer state and the
+    :param precision: ``auto`` (the default): bf16 autocast + channels-last
+        where bf16 trains faster than float32 (CUDA:
+        ``torch.cuda.is_bf16_supported()``; CPU: oneDNN and AMX,
+        ``amx_bf16`` -- ``avx512_bf16`` alone measured slower than float32,
+        docs/precision.md), else as ``fp32``.  ``fp32``: full precision on
+        the CPU (``cpu_bf16`` aside); on CUDA ``amp`` and ``channels_last``
+        decide.  ``bf16``: bf16 autocast + channels-last on any device (slow
+        where emulated).  Weights, optimizer state and the
         loss stay float32 in every case (docs/precision.md).
     :param compile: wrap the model in ``torch.compile`` for training (the
         checkpoints hold the plain model's weights); the first steps pay
@@ -59,7 +60,7 @@ class TorchEngineOptions:
     step_milestones: tuple[float, ...] = (0.5, 0.75)
     step_gamma: float = 0.1
     threads: int = 0
-    precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    precision: Literal["fp32", "auto", "bf16"] = "auto"
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -94,9 +95,10 @@ class TFEngineOptions:
     :param deterministic: deterministic TensorFlow ops
         (``tf.config.experimental.enable_op_determinism``).
     :param precision: as the torch engine's: ``fp32`` (``amp`` / ``cpu_bf16``
-        decide), ``auto`` (Keras ``mixed_bfloat16`` where the device computes
-        bf16 natively) or ``bf16`` (``mixed_bfloat16`` on any device).  The
-        embedding head, the loss and every variable stay float32 (docs/tf.md).
+        decide), ``auto``, the default (Keras ``mixed_bfloat16`` where bf16
+        trains faster than float32: a GPU of compute capability 8+, an AMX
+        CPU) or ``bf16`` (``mixed_bfloat16`` on any device).  The embedding
+        head, the loss and every variable stay float32 (docs/tf.md).
     :param amp: on a GPU, Keras ``mixed_float16`` with dynamic loss scaling.
     :param cpu_bf16: on the CPU, ``mixed_bfloat16``.
     :param mirrored: with device ``auto``, train on every GPU (or every logical
@@ -111,7 +113,7 @@ class TFEngineOptions:
     step_gamma: float = 0.1
     threads: int = 0
     deterministic: bool = True
-    precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    precision: Literal["fp32", "auto", "bf16"] = "auto"
     amp: bool = True
     cpu_bf16: bool = False
     mirrored: bool = True

@@ -340,3 +340,29 @@ def test_record_run_honours_mlflow_tracking_uri_and_records_once(tmp_path, fresh
     assert marker["run_id"] == run.info.run_id and marker["tracking_uri"] == store_uri
     # a training run resumed in the same folder continues the same MLflow run
     assert MLflowLogger(run_dir.path).run_id == run.info.run_id
+
+
+def test_job_tracking_pins_the_store_and_creates_the_experiment_once(tmp_path, fresh_env):
+    """Before a grid's cells go out as jobs (--launcher slurm|submitit-local): the submitting
+    process's store and experiment, the experiment made once; nothing without mlflow; a store
+    that cannot be opened is one ConfigError before anything is submitted."""
+    from harness.run_loggers import job_tracking
+
+    mlflow, monkeypatch = _mlflow(), fresh_env
+    assert job_tracking(tmp_path, ("tensorboard",)) == {} and job_tracking(tmp_path, ("none",)) == {}
+    assert not (tmp_path / "mlruns").exists()
+    env = job_tracking(tmp_path, ("mlflow",))
+    uri = (tmp_path / "mlruns").resolve().as_uri()
+    assert env["MLFLOW_TRACKING_URI"] == uri and env["MLFLOW_EXPERIMENT_NAME"] == "facebench"
+    assert job_tracking(tmp_path, ("mlflow",)) == env  # found, not made again
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    assert [e.name for e in client.search_experiments()].count("facebench") == 1
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "elsewhere").resolve().as_uri())
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "sweeps")
+    env = job_tracking(tmp_path / "reports", ("mlflow",))
+    assert env["MLFLOW_TRACKING_URI"].endswith("/elsewhere") and env["MLFLOW_EXPERIMENT_NAME"] == "sweeps"
+    assert mlflow.tracking.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"]).get_experiment_by_name("sweeps")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://tracking")
+    with pytest.raises(ConfigError, match="cannot open the MLflow experiment 'sweeps' in nosuchscheme://") as info:
+        job_tracking(tmp_path, ("mlflow",))
+    assert "\n" not in str(info.value)

@@ -105,3 +105,11 @@ def test_engine_options_without_engine_say_how_to_give_them(capsys):
     assert main(["run", "-o", "torch.threads=2", "--dry-run"]) == 2
     assert "add --engine torch" in capsys.readouterr().err
     assert _dry_run(capsys, "--engine", "torch", "-o", "torch.threads=2")["options"]["torch"] == {"threads": 2}
+
+
+def test_engine_without_a_backbone_is_refused_in_one_line(capsys, tmp_path):
+    # a recognizer runs on its own runtime: --engine would be silently ignored
+    code = main(["run", "--recognizer", "dlib_resnet", "--eval", f"lfw={tmp_path}", "--engine", "tf", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "only backbone runs take an engine" in err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) == 1

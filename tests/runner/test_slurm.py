@@ -11,6 +11,7 @@ writes is read back.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -44,10 +45,13 @@ TINY = [
 GRID = [*TINY, "--loss", "softmax", "--loss", "arcface"]
 
 
-def _harness(args: list[str], cwd: Path, *, path: str | None = None) -> subprocess.CompletedProcess:
+def _harness(args: list[str], cwd: Path, *, path: str | None = None, no_mlflow_env: bool = False
+             ) -> subprocess.CompletedProcess:
     env = {**os.environ, "FACEBENCH_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if path is not None:
         env["PATH"] = path
+    if no_mlflow_env:  # MLflow's defaults: the file store under --reports, experiment "facebench"
+        env = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
     return subprocess.run([sys.executable, "-m", "harness", "run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -321,3 +325,47 @@ def test_a_failed_job_is_reported_in_one_line_with_its_stderr(tmp_path):
     assert "missing.pt" in last and "_log.err)" in last
     assert any(ln.startswith("[1/1] job ") and "failed" in ln for ln in proc.stderr.splitlines())
     assert not (tmp_path / "r" / "runs").exists() or not list((tmp_path / "r" / "runs").iterdir())
+
+
+# ------------------------------------------- --log mlflow: every cell recorded
+def test_log_mlflow_records_every_cell_of_a_job_grid(tmp_path, monkeypatch):
+    """A 2-cell grid with --log mlflow: the cell that runs as a job is recorded by its job, the cell
+    already finished (run here first, without --log) by the submitting process; each is an MLflow run
+    that mlflow.search_runs finds with its report metrics, params and artifacts, recorded once."""
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'facebench[track]')")
+    first = _harness([*TINY, "--loss", "softmax", "--reports", "r", "--log", "none"], tmp_path, no_mlflow_env=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    grid = [*GRID, "--launcher", "submitit-local", "--reports", "r", "--log", "mlflow"]
+    jobs = _harness(grid, tmp_path, no_mlflow_env=True)
+    assert jobs.returncode == 0, jobs.stderr[-3000:]
+    assert "submitted 1 job(s)" in jobs.stderr and jobs.stderr.count("already finished") == 1
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri((tmp_path / "r" / "mlruns").resolve().as_uri())
+    client = mlflow.tracking.MlflowClient()
+    names = [e.name for e in client.search_experiments()]
+    assert names.count("facebench") == 1  # one, though the submitter and each job open it
+    found = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["facebench"], output_format="list")}
+    runs = _runs(tmp_path / "r")
+    assert set(found) == {runs[slug]["id"] for slug in runs}  # one MLflow run per cell, named by its folder
+    for slug, info in runs.items():
+        run, results = found[info["id"]], info["results"]
+        assert run.info.status == "FINISHED" and results["status"] == "finished"
+        assert run.data.params["components.loss"] == slug.split("-")[1]
+        assert run.data.params["task"] == "recognition" and run.data.params["components.backbone"] == "resnet20"
+        reported = {m["name"]: m["value"] for m in results["metrics"]}
+        finite = {k: v for k, v in reported.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        assert finite and {k: run.data.metrics.get(k) for k in finite} == pytest.approx(finite)
+        files = {f.path for f in client.list_artifacts(run.info.run_id, "report")}
+        assert files == {"report/results.json", "report/index.html"}
+    # the job also logged its training while it trained (the MLflow run its report continues)
+    arcface = found[runs["resnet20-arcface"]["id"]]
+    history = sorted(client.get_metric_history(arcface.info.run_id, "train/loss"), key=lambda h: h.step)
+    assert [h.value for h in history] == pytest.approx(
+        runs["resnet20-arcface"]["results"]["curves"]["training"]["loss"], rel=1e-12)
+
+    again = _harness(grid, tmp_path, no_mlflow_env=True)
+    assert again.returncode == 0 and again.stderr.count("already finished") == 2, again.stderr[-3000:]
+    assert len(mlflow.search_runs(experiment_names=["facebench"], output_format="list")) == 2  # recorded once

@@ -120,7 +120,7 @@ def test_detection_summary():
     json.dumps(out, allow_nan=False)
     names = {m["name"]: m["value"] for m in out["metrics"]}
     assert names["wider_ap_easy"] == 0.9
-    assert names["fddb_tpr_at_100_fp"] == 0.5 and names["fddb_tpr_at_1000_fp"] == 0.9
+    assert names["fddb_tpr_at_fp_100"] == 0.5 and names["fddb_tpr_at_fp_1000"] == 0.9
     assert out["curves"]["fddb_roc"]["false_positives"] == [0.0, 600.0]
     with pytest.raises(MetricInputError, match="at least one"):
         detection_summary()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from harness.config import DataRef, RunSpec, TrainSettings
+from harness.hookspecs import hookimpl
 from harness.results import RunStore
 from harness.tasks import TaskContext
 
@@ -223,3 +224,113 @@ def test_a_damaged_embedding_cache_is_recomputed(tmp_path):
     assert Rec.calls == 1 and emb[:, 0].tolist() == [1.0, 2.0, 3.0]
     again = _embed_cached(ctx, "k", Rec(), crops, "test")  # now a good cache: no second call
     assert Rec.calls == 1 and np.array_equal(again, emb)
+
+
+# ------------------------------------------------ --engine for the backbone verifier
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def test_the_backbone_verifier_embeds_with_the_chosen_engine(tmp_path, lfw_home, fresh_registry):
+    """--engine tf --backbone mobilefacenet -o mobilefacenet.weights=casia: the verifier runs on the tf
+    engine (recognition's rule), and its embeddings and scores equal the torch engine's to the
+    weight-transfer tolerance (1e-4: max |difference| <= 1e-4 x max(1, largest |value|), and of the
+    unit-normalised embeddings); accuracies, EER and TAR within one pair's worth."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    from tests.conftest import need_data
+
+    need_data("weights/mobilefacenet/068.ckpt")
+    from harness.tasks.inpainting import run
+
+    base = dataclasses_replace(_spec(lfw_home, "telea"), components={"inpainter": "telea", "backbone": "mobilefacenet"},
+                               options={"mobilefacenet": {"weights": "casia"}})
+    out = {}
+    for engine in ("torch", "tf"):  # one cache folder: the engines must not share embeddings
+        ctx = _ctx(tmp_path, fresh_registry, max_pairs=16)
+        res = run(dataclasses_replace(base, engine=None if engine == "torch" else engine), ctx)
+        out[engine] = (res, ctx.run_dir.load_arrays("scores"))
+    for engine, runtime in (("torch", "torch"), ("tf", "tensorflow")):
+        res = out[engine][0]
+        assert res["protocol"]["recognizer_engine"] == engine
+        manifest = res["sections"]["manifest"]
+        assert manifest["engine"] == engine and runtime in manifest["compared_runtimes"]
+        assert manifest["flip"] == "concat" and manifest["input_size"] == [112, 96]
+    embeddings = [np.load(p)["emb"] for p in sorted((tmp_path / "cache").glob("inpaint-emb-*-clean.npz"))]
+    assert len(embeddings) == 2  # computed once per engine
+    a, b = embeddings
+    assert a.shape == b.shape and a.shape[1] == 256  # 128-d, flip-concatenated
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(a).max()))
+    assert np.abs(_unit(a) - _unit(b)).max() <= 1e-4
+    (rt, zt), (rf, zf) = out["torch"], out["tf"]
+    for c in ("clean", "meshed", "restored"):
+        assert np.abs(zt[f"score_{c}"] - zf[f"score_{c}"]).max() <= 1e-4, c
+    one_pair = 1.0 / len(zt["score_clean"])
+    mt, mf = ({m["name"]: m["value"] for m in r["metrics"]} for r in (rt, rf))
+    assert set(mt) == set(mf)
+    for name in ("accuracy_clean", "accuracy_meshed", "accuracy_restored", "eer_clean", "eer_restored",
+                 "tar_at_far_1e-3_clean", "tar_at_far_1e-3_restored"):
+        if mt[name] is None or mf[name] is None:  # undefined (too few impostor pairs for the FAR): for both
+            assert mt[name] is mf[name] is None, name
+        else:
+            assert abs(mt[name] - mf[name]) <= one_pair + 1e-9, name
+    for name in ("psnr_restored", "ssim_restored", "psnr_meshed", "ssim_meshed"):
+        assert mt[name] == mf[name], name  # the crops do not depend on the engine
+
+
+def test_engine_and_its_options_reach_the_inpainting_run(tmp_path, fresh_registry):
+    """`harness run --engine tf -o tf.threads=1 --backbone mobilefacenet -o mobilefacenet.weights=casia
+    --inpainter telea --eval lfw=…`: the meshface run carries the engine (it names the run, so a tf and
+    a torch verifier are two runs) and the engine's options."""
+    from harness.config import RunConfig
+
+    def expand(engine):
+        cfg = RunConfig(inpainters=("telea",), backbones=("mobilefacenet",), engine=engine,
+                        options={"mobilefacenet": {"weights": "casia"}, **({"tf": {"threads": 1}} if engine else {})},
+                        eval=(DataRef("lfw", str(tmp_path)),))
+        (spec,) = cfg.expand(fresh_registry)
+        return spec
+
+    tf, torch = expand("tf"), expand(None)
+    assert tf.task == torch.task == "inpainting"
+    assert (tf.engine, torch.engine) == ("tf", None) and tf.options["tf"] == {"threads": 1}
+    assert tf.config_hash() != torch.config_hash()
+
+
+class _OtherFrameworkEngine:
+    """An engine of another framework that adapts nothing (no ``adapt``)."""
+
+    def embed(self, model, images, **kw):  # pragma: no cover - never reached
+        raise AssertionError("a torch backbone must not reach this engine")
+
+
+class _EnginePlugin:
+    __name__ = "fixture_engine"
+
+    @staticmethod
+    @hookimpl
+    def register_engines():
+        from harness.specs import EngineSpec
+
+        return [EngineSpec(name="cvonly", summary="an OpenCV-only engine (test)", framework="opencv",
+                           factory=lambda *a, **k: _OtherFrameworkEngine())]
+
+
+def test_an_engine_that_cannot_take_the_backbone_is_one_config_error(tmp_path):
+    from harness.errors import ConfigError
+    from harness.registry import Registry, reset_registry
+    from harness.tasks.inpainting import run
+
+    reg = Registry(plugins=[_EnginePlugin])
+    reset_registry(reg)
+    try:
+        spec = dataclasses_replace(_spec(tmp_path, "telea"), components={"inpainter": "telea",
+                                   "backbone": "mobilefacenet"}, options={"mobilefacenet": {"weights": "casia"}},
+                                   engine="cvonly")
+        with pytest.raises(ConfigError) as info:
+            run(spec, _ctx(tmp_path, reg, max_pairs=4))
+    finally:
+        reset_registry(None)
+    msg = str(info.value)
+    assert "\n" not in msg and "engine 'cvonly' runs opencv models and cannot take backbone 'mobilefacenet'" in msg
+    assert "drop --engine" in msg

@@ -118,8 +118,8 @@ def test_the_grid_puts_the_landmarker_beside_recognition_and_inpainting_runs():
     ident = RunConfig(landmarkers=("dlib_5",), recognizers=("sface",), eval=("lfw=x",),
                       protocol="identification").expand(reg)
     assert ident[0].components["landmarker"] == "dlib_5" and ident[0].protocol == "identification"
-    with pytest.raises(ConfigError, match="not of liveness runs"):
-        RunConfig(landmarkers=("dlib_5",), liveness=("lbp_svm",), eval=("spoof=x",)).expand(reg)
+    live = RunConfig(landmarkers=("dlib_5",), liveness=("lbp_svm",), eval=("spoof=x",)).expand(reg)  # issue 20
+    assert [(r.task, r.components) for r in live] == [("liveness", {"liveness": "lbp_svm", "landmarker": "dlib_5"})]
     with pytest.raises(ConfigError, match="not of detection runs"):
         RunConfig(landmarkers=("dlib_5",), detectors=("yunet",), eval=("wider=x",)).expand(reg)
     assert RunConfig(landmarkers=("dlib_5",), eval=("aflw2000=x",)).expand(reg)[0].task == "landmarks"

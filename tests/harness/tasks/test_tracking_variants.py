@@ -61,6 +61,7 @@ class BoxAt:
 
 def _follow(path: np.ndarray, **settings):
     lm, det = Pumping(path), BoxAt(path)
+    settings = {"starts": 1, **settings}  # one start box: these follow the box itself (see test_tracking_starts)
     f = Follower(lm, det, 5, _iod, track=True, settings=TrackerSettings(check_every=0, **settings),
                  rigid=rigid_points("five"))
     shapes = np.stack([f.step(fr) for fr in _frames(len(path))])
@@ -223,7 +224,9 @@ def test_data_video_track_extracts_aligned_faces_with_the_tracker(capsys, tmp_pa
     rows = list(csv.DictReader(open(out / "faces.csv")))
     assert len(rows) == 40 and [int(x["frame"]) for x in rows] == list(range(40))
     by = [x["found_by"] for x in rows]
-    assert by[0] == "detector" and by.count("tracker") >= 25  # detected once, then mostly followed
+    # detected once, then followed through the first shot; later the starts' disagreement (the default
+    # max_start_spread) hands some frames back to the detector
+    assert by[0] == "detector" and by[:20].count("tracker") >= 17 and by.count("tracker") >= 18
     assert "found by" in text and "tracker" in text
     from harness.formats.images import read_image
 
@@ -234,7 +237,8 @@ def test_data_video_track_extracts_aligned_faces_with_the_tracker(capsys, tmp_pa
     assert rc2 == 0, text2
     rows2 = list(csv.DictReader(open(out2 / "faces.csv")))
     assert {x["found_by"] for x in rows2 if x["file"]} == {"detector"}
-    # frame 0: one detection, one landmarker, one alignment rule -> the very same crop
+    # frame 0: one detection, one landmarker on its box (multi-start is for tracked boxes only), one
+    # alignment rule -> the very same crop
     np.testing.assert_array_equal(read_image(out / rows[0]["file"]), read_image(out2 / rows2[0]["file"]))
     # frames 0-10 (one shot, before the detector jumps to another face at frame 11): the tracked box
     # stays on the face detect-every-frame finds (fitted boxes are squarer than yunet's, so IoU < 1)

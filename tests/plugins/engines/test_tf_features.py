@@ -31,7 +31,7 @@ from facebench_plugins.engines._tf_trainer import (  # noqa: E402
     precision_policy,
     precision_scope,
 )
-from facebench_plugins.engines._trainer import cpu_bf16_supported  # noqa: E402
+from facebench_plugins.engines._trainer import cpu_bf16_fast  # noqa: E402
 from facebench_plugins.engines.options import TFEngineOptions  # noqa: E402
 from facebench_plugins.engines.tf_engine import TFEngine  # noqa: E402
 from harness.config import TrainSettings  # noqa: E402
@@ -55,8 +55,8 @@ def _train(tmp_path: Path, options: TFEngineOptions, *, steps: int = 4, resume: 
 
 # ---------------------------------------------------------------- precision
 @pytest.mark.parametrize("options, device, expected", [
-    ({}, "/CPU:0", "float32"),
-    ({}, "/GPU:0", "mixed_float16"),  # amp is on by default, as for torch; a GPU runs float16
+    ({"precision": "fp32"}, "/CPU:0", "float32"),
+    ({}, "/GPU:0", "mixed_float16"),  # no such GPU here, so not bf16; amp is on by default, as for torch
     ({"amp": False}, "/GPU:0", "float32"),
     ({"cpu_bf16": True}, "/CPU:0", "mixed_bfloat16"),
     ({"cpu_bf16": True}, "/GPU:1", "mixed_float16"),
@@ -69,7 +69,7 @@ def test_precision_policy_follows_the_torch_engines_settings(options, device, ex
 
 
 def test_precision_auto_on_the_cpu_is_bf16_where_the_cpu_computes_it():
-    expected = "mixed_bfloat16" if cpu_bf16_supported(mkldnn=True) else "float32"
+    expected = "mixed_bfloat16" if cpu_bf16_fast(mkldnn=True) else "float32"
     assert precision_policy(TFEngineOptions(precision="auto"), "/CPU:0") == expected
     with pytest.raises(ValueError, match="tf.precision='fp16'"):
         TFEngineOptions(precision="fp16")

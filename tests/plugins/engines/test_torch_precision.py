@@ -15,7 +15,7 @@ import torch
 from _engine_fixtures import SoftmaxLoss, TinyNet, random_imageset, tiny_spec
 from facebench_plugins.engines import TorchEngineOptions
 from facebench_plugins.engines import _trainer
-from facebench_plugins.engines._trainer import Precision, cpu_bf16_supported
+from facebench_plugins.engines._trainer import Precision, cpu_bf16_fast, cpu_bf16_supported
 from facebench_plugins.engines.options import PRECISIONS
 from facebench_plugins.engines.torch_engine import build
 from harness.config import TrainSettings
@@ -39,7 +39,7 @@ def _train(options: TorchEngineOptions, tmp_path, *, dropout: float = 0.1, steps
 # ------------------------------------------------------------------ options
 def test_precision_is_a_validated_choice_through_the_registry():
     reg = Registry(load_entry_points=False, plugins=[__import__("facebench_plugins.engines").engines])
-    assert reg.build("engine", "torch", {}).options.precision == "fp32"  # fp32 stays the default
+    assert reg.build("engine", "torch", {}).options.precision == "auto"  # bf16 where it is faster, else fp32
     for choice in PRECISIONS:
         assert reg.build("engine", "torch", {"precision": choice}).options.precision == choice
     with pytest.raises(ConfigError, match="precision") as err:
@@ -49,16 +49,17 @@ def test_precision_is_a_validated_choice_through_the_registry():
 
 
 # ------------------------------------------------------------------ detection
-@pytest.mark.parametrize("flags, mkldnn, expected", [
-    ("fpu sse2 avx2 avx512f avx512bw", True, False),          # AVX-512 without its bf16 extension
-    ("fpu avx512f avx512_bf16 avx512_vnni", True, True),      # Cooper Lake / Zen 4 style
-    ("fpu amx_bf16 amx_tile amx_int8", True, True),           # Sapphire Rapids AMX
-    ("fpu avx512_bf16 amx_bf16", False, False),               # torch built without oneDNN
-    ("", True, False),                                        # no flags line at all
-    ("xavx512_bf16 amx_bf16x avx512_bf16_extra", True, False),  # whole flag names only
+@pytest.mark.parametrize("flags, mkldnn, has_bf16, fast", [
+    ("fpu sse2 avx2 avx512f avx512bw", True, False, False),          # AVX-512 without its bf16 extension
+    ("fpu avx512f avx512_bf16 avx512_vnni", True, True, False),      # Cooper Lake / Zen 4: no matrix unit
+    ("fpu amx_bf16 amx_tile amx_int8", True, True, True),            # Sapphire Rapids AMX
+    ("fpu avx512_bf16 amx_bf16", False, False, False),               # torch built without oneDNN
+    ("", True, False, False),                                        # no flags line at all
+    ("xavx512_bf16 amx_bf16x avx512_bf16_extra", True, False, False),  # whole flag names only
 ])
-def test_cpu_bf16_detection(flags, mkldnn, expected):
-    assert cpu_bf16_supported(flags, mkldnn=mkldnn) is expected
+def test_cpu_bf16_detection(flags, mkldnn, has_bf16, fast):
+    assert cpu_bf16_supported(flags, mkldnn=mkldnn) is has_bf16
+    assert cpu_bf16_fast(flags, mkldnn=mkldnn) is fast
 
 
 def test_cpu_bf16_detection_reads_this_machine():
@@ -71,7 +72,9 @@ def test_cpu_bf16_detection_reads_this_machine():
     words = set(line.split(":", 1)[1].split())
     expected = torch.backends.mkldnn.is_available() and bool({"avx512_bf16", "amx_bf16"} & words)
     assert cpu_bf16_supported() is expected
-    assert _trainer.bf16_supported(CPU) is expected
+    fast = torch.backends.mkldnn.is_available() and "amx_bf16" in words
+    assert cpu_bf16_fast() is fast
+    assert _trainer.bf16_supported(CPU) is fast  # what precision: auto goes by
 
 
 @pytest.mark.parametrize("choice, supported, dtype, channels_last", [
@@ -81,14 +84,14 @@ def test_cpu_bf16_detection_reads_this_machine():
     ("bf16", False, torch.bfloat16, True),
 ])
 def test_precision_choice_on_the_cpu(monkeypatch, choice, supported, dtype, channels_last):
-    monkeypatch.setattr(_trainer, "cpu_bf16_supported", lambda *a, **k: supported)
+    monkeypatch.setattr(_trainer, "cpu_bf16_fast", lambda *a, **k: supported)
     p = Precision.for_device(CPU, TorchEngineOptions(precision=choice))
     assert (p.amp_dtype, p.channels_last) == (dtype, channels_last)
     assert not p.scaler().is_enabled()  # bf16 needs no gradient scaler
 
 
 def test_the_older_cpu_bf16_flag_still_means_bf16_autocast():
-    p = Precision.for_device(CPU, TorchEngineOptions(cpu_bf16=True))
+    p = Precision.for_device(CPU, TorchEngineOptions(precision="fp32", cpu_bf16=True))
     assert p.amp_dtype is torch.bfloat16 and p.channels_last is False
 
 
@@ -138,9 +141,10 @@ def test_compiled_training_matches_eager(tmp_path):
 
 
 @pytest.mark.parametrize("options, expected", [
-    ({}, "float32"),
+    ({"precision": "fp32"}, "float32"),
+    ({"precision": "auto"}, "bfloat16 autocast + channels_last" if cpu_bf16_fast() else "float32"),
     ({"precision": "bf16"}, "bfloat16 autocast + channels_last"),
-    ({"cpu_bf16": True}, "bfloat16 autocast"),
+    ({"precision": "fp32", "cpu_bf16": True}, "bfloat16 autocast"),
 ])
 def test_the_manifest_states_the_precision_the_embeddings_are_computed_in(options, expected):
     from harness.tasks._manifest import backbone_manifest
