@@ -135,10 +135,13 @@ class FaceCropper:
             return None, det
         points = det.landmarks[i] if det.landmarks is not None else None
         if self._landmarker is not None:  # the evaluation's rule: the landmarker's points in the chosen box
-            from harness.tasks._faces import refine_one
+            from harness.tasks._faces import LANDMARKER_MISS, refine_one
 
             own = np.full((5, 2), np.nan, np.float32) if points is None else points
-            points = refine_one(self._landmarker, image, (det.boxes[i], own, True, len(det)), self._scheme)[1]
+            row = refine_one(self._landmarker, image, (det.boxes[i], own, True, len(det)), self._scheme)
+            points = row[1]
+            if row[LANDMARKER_MISS]:  # counted, as evaluation counts them (protocol.landmarker_misses)
+                self.counts["landmarker_missed_kept_detector_points"] += 1
         crop = face_crop(image, (self.size, self.size), self.template, box=det.boxes[i], landmarks=points)
         return np.ascontiguousarray(crop), (det, i)
 

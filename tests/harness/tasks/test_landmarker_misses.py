@@ -384,3 +384,24 @@ def test_lbp_svm_on_real_spoof_photos_with_a_real_landmarker(tmp_path, antispoof
     a = make_crops(record.images, idx, template="arcface_112", size=size, faces=plain, progress=False)[0]
     b = make_crops(record.images, idx, template="arcface_112", size=size, faces=lm, progress=False)[0]
     assert all(not np.array_equal(a[j], b[j]) for j in np.flatnonzero(hit))
+
+
+# --------------------------------------------------------------- 4. harness data counts them too
+def test_harness_data_cropper_counts_the_landmarkers_misses(fakes):
+    from harness.cli.data._common import FaceCropper
+    from harness.tasks._faces import face_crops
+
+    images = _images()
+    loaded = [images.load(i) for i in range(len(images.keys))]
+    expected = sum(bool(im.any()) and misses(im) for im in loaded)
+    assert 0 < expected < len(loaded)  # the fixture has misses and hits
+    cropper = FaceCropper("centre_fake", 112, landmarker="picky_fake")
+    crops = [cropper(im) for im in loaded]
+    assert cropper.counts["landmarker_missed_kept_detector_points"] == expected
+    assert f"landmarker_missed_kept_detector_points: {expected}" in cropper.summary()
+    # the same crops as evaluation's (a miss keeps the detector's points there too)
+    fc = face_crops(images, np.arange(len(loaded)), registry=fakes, detector="centre_fake", template="arcface_112",
+                    size=(112, 112), progress=False, landmarker="picky_fake")
+    for j, (a, b) in enumerate(zip(crops, fc.crops)):
+        if loaded[j].any():
+            np.testing.assert_array_equal(a, b, err_msg=str(j))
