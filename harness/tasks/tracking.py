@@ -231,9 +231,6 @@ class Follower:
                        if track and settings.one_euro else None)
         #: start boxes per landmarker call on a box placed by the tracker (multi-start: tracked frames only)
         self.starts = settings.starts if track else 1
-        #: start boxes on a detector's box (1: its box alone, in both modes, so that a detection gives the
-        #: same shape whoever asks; more only for a one-off measurement of detect-every-frame)
-        self.detect_starts = 1
         self.last_spread: float | None = None
         self.frame = 0
         self.detections = self.redetections = self.held = 0
@@ -277,7 +274,7 @@ class Follower:
         box = self._pick(self.det.detect(image) if found is None else found)
         if box is None:
             return None
-        shape = self._shape(image, box, self.detect_starts)
+        shape = self._shape(image, box)  # a detector's box: one start, the same shape in both modes
         if shape is not None:
             c, s = self._frame(shape)
             self.rel, self.box, self.anchor = (box - np.tile(c, 2)) / s, box, shape

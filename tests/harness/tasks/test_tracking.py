@@ -40,14 +40,14 @@ class FaceAt:
 
 
 class BoxAt:
-    """Fake detector: one box of side 50 around the face of the frame."""
+    """Fake detector: one box of side 50 around the face of the frame (its corner ``shift`` px off centre)."""
 
-    def __init__(self, path: np.ndarray) -> None:
-        self.path, self.calls = path, 0
+    def __init__(self, path: np.ndarray, shift: float = 0.0) -> None:
+        self.path, self.shift, self.calls = path, shift, 0
 
     def detect(self, image: np.ndarray) -> Detections:
         self.calls += 1
-        c = self.path[int(image[0, 0, 0])]
+        c = self.path[int(image[0, 0, 0])] + self.shift
         return Detections(np.r_[c - 25, c + 25][None], np.ones(1))
 
 

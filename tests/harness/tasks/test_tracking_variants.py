@@ -14,9 +14,9 @@ import pytest
 from harness.errors import ConfigError, HarnessError
 from harness.tasks._one_euro import OneEuroFilter, alpha
 from harness.tasks.tracking import Follower, TrackerSettings, rigid_points
-from harness.types import BoxInitialisedLandmarker, Detections
+from harness.types import BoxInitialisedLandmarker
 from tests.conftest import need_data
-from test_tracking import _frames  # the same numbered blank frames
+from test_tracking import BoxAt, _frames  # the same fake detector and numbered blank frames
 
 TEMPLATE = np.array([[-1.0, -0.6], [1.0, -0.6], [0.0, 0.1], [-0.7, 0.8], [0.7, 0.8]])  # five points
 
@@ -47,20 +47,10 @@ class Pumping:
         return np.asarray(out, np.float32)
 
 
-class BoxAt:
-    def __init__(self, path: np.ndarray) -> None:
-        self.path, self.calls = path, 0
-
-    def detect(self, image: np.ndarray) -> Detections:
-        self.calls += 1
-        c = self.path[int(image[0, 0, 0])]
-        return Detections(np.r_[c - 27, c + 23][None], np.ones(1))
-
-
 
 
 def _follow(path: np.ndarray, **settings):
-    lm, det = Pumping(path), BoxAt(path)
+    lm, det = Pumping(path), BoxAt(path, shift=-2.0)
     settings = {"starts": 1, **settings}  # one start box: these follow the box itself (see test_tracking_starts)
     f = Follower(lm, det, 5, _iod, track=True, settings=TrackerSettings(check_every=0, **settings),
                  rigid=rigid_points("five"))
@@ -71,7 +61,7 @@ def _follow(path: np.ndarray, **settings):
 def test_the_fake_is_box_initialised_and_the_follower_uses_its_mean_shape():
     lm = Pumping(np.zeros((1, 2)))
     assert isinstance(lm, BoxInitialisedLandmarker)
-    f = Follower(lm, BoxAt(np.zeros((1, 2))), 5, _iod, track=True)
+    f = Follower(lm, BoxAt(np.zeros((1, 2)), shift=-2.0), 5, _iod, track=True)
     np.testing.assert_array_equal(f.mean, lm.mean_shape)
     assert Follower(lm, None, 68, _iod, track=True).mean is None  # a mean shape of another size is not used
 
